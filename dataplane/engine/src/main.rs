@@ -1,0 +1,5 @@
+//! `sluice-dataplane`: the media process.
+
+fn main() {
+    println!("sluice-dataplane: not yet implemented");
+}

@@ -1,0 +1,1 @@
+//! Codec bitstream helpers: Annex-B scanning, parameter sets, AAC and Opus headers.

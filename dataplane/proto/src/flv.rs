@@ -1,0 +1,1 @@
+//! FLV tag bodies as carried in RTMP audio, video and data messages (legacy and Enhanced RTMP).

@@ -1,0 +1,1 @@
+//! RTMP: handshake, chunk streams, messages and the publisher-side session.

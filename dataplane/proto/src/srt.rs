@@ -1,0 +1,1 @@
+//! SRT: packet formats, handshake, stream-id grammar, receiver and encryption.

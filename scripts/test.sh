@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests, interop tests with
+# real ffmpeg / srt-live-transmit / Node, fuzz smoke runs. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+
+echo "== fmt"
+cargo fmt --all --check
+echo "== clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== build"
+cargo build --workspace --bins
+echo "== tests"
+cargo test --workspace --no-fail-fast
