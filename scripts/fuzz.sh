@@ -18,8 +18,12 @@ secs=${2:-30}
 run_one() {
     local t=$1
     mkdir -p "corpus/$t"
+    # New inputs go to a scratch directory (first argument); the committed seeds stay as they are.
+    local scratch
+    scratch=$(mktemp -d)
     echo "== fuzz $t for ${secs}s"
-    cargo fuzz run "${san[@]}" "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536
+    cargo fuzz run "${san[@]}" "$t" "$scratch" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536
+    rm -rf "$scratch"
 }
 if [ "$target" = --all ]; then
     cargo fuzz build "${san[@]}"
