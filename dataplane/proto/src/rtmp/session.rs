@@ -271,6 +271,9 @@ impl ServerSession {
         self.decoder.push(data);
         while let Some(msg) = self.decoder.poll_message()? {
             self.on_message(msg)?;
+            // Checked per message so one large input full of pings cannot grow the output
+            // past the cap before the check.
+            self.check_backlog()?;
             if self.state == SessionState::Rejected {
                 break;
             }
