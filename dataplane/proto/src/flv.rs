@@ -600,8 +600,8 @@ pub struct FileTag {
     pub body: Bytes,
 }
 
-/// Reads the tags of a complete FLV file held in memory (E.2 header, E.3 tags). Used by
-/// tests and tools; the RTMP path never sees the file framing.
+/// Reads the tags of a complete FLV file held in memory (E.2 header, E.3 tags), or of an RTMP
+/// aggregate message ([`FileTagReader::without_header`]).
 #[derive(Debug, Clone)]
 pub struct FileTagReader {
     data: Bytes,
@@ -609,6 +609,12 @@ pub struct FileTagReader {
 }
 
 impl FileTagReader {
+    /// Reads tags from `data` that starts directly with a tag header: the body of an RTMP
+    /// aggregate message (RTMP 1.0 section 7.1.6).
+    pub fn without_header(data: Bytes) -> Self {
+        Self { data, pos: 0 }
+    }
+
     /// Checks the `FLV` signature and positions after the header and PreviousTagSize0.
     pub fn new(data: Bytes) -> Result<Self, FlvError> {
         if data.get(..3) != Some(b"FLV".as_slice()) {

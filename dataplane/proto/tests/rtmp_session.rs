@@ -502,3 +502,32 @@ fn random_splits_fuzzish() {
         assert_eq!(events.len(), reference.len());
     }
 }
+
+#[test]
+fn aggregate_message_is_split_into_media() {
+    let mut client = Client::new();
+    let a = client.connect_and_publish("k");
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    s.handle_input(a).unwrap();
+    s.accept_publish();
+    while s.poll_event().is_some() {}
+    // Two AAC frames as FLV tags with sub-timestamps 5000 and 5023; the message says 100.
+    let mut agg = Vec::new();
+    for (ts, byte) in [(5000u32, 0x11u8), (5023, 0x22)] {
+        agg.extend_from_slice(&[8, 0, 0, 3]);
+        agg.extend_from_slice(&[(ts >> 16) as u8, (ts >> 8) as u8, ts as u8, 0, 0, 0, 0]);
+        agg.extend_from_slice(&[0xAF, 1, byte]);
+        agg.extend_from_slice(&14u32.to_be_bytes());
+    }
+    client
+        .enc
+        .encode(csid(4), 100, 22, MessageStreamId(1), &agg, &mut client.wire);
+    s.handle_input(client.take()).unwrap();
+    let got: Vec<(i64, u8)> = std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e {
+            SessionEvent::Media(MediaEvent::Audio(a)) => Some((a.pts, a.data[0])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [(100 * 90, 0x11), (123 * 90, 0x22)]);
+}

@@ -674,6 +674,7 @@ fn write_basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn decode_all(dec: &mut ChunkDecoder) -> Vec<Message> {
         let mut out = Vec::new();
@@ -907,6 +908,71 @@ mod tests {
         let mut dec = ChunkDecoder::new(limits);
         dec.push(wire.freeze());
         assert_eq!(dec.poll_message(), Err(ChunkError::LimitPartialStreams));
+    }
+
+    /// (csid, timestamp step, type, stream, payload length).
+    type MsgSpec = (u32, u32, u8, u32, usize);
+
+    /// Messages and the chunk size to send them with.
+    fn arb_messages() -> impl Strategy<Value = (Vec<MsgSpec>, u32)> {
+        let msg = (
+            prop_oneof![
+                Just(3u32),
+                Just(4),
+                Just(63),
+                Just(64),
+                Just(320),
+                Just(65599)
+            ],
+            prop_oneof![0u32..100, Just(0xFF_FFFF), any::<u32>()],
+            prop_oneof![Just(8u8), Just(9), Just(20)],
+            0u32..3,
+            0usize..700,
+        );
+        (
+            prop::collection::vec(msg, 1..24),
+            prop_oneof![Just(128u32), 1u32..300, Just(4096)],
+        )
+    }
+
+    proptest! {
+        /// Encode arbitrary messages (timestamps wrap freely), split the bytes at arbitrary
+        /// points, decode: the same messages come out, whatever the split.
+        #[test]
+        fn round_trip_any_split((msgs, chunk_size) in arb_messages(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40)) {
+            let mut enc = ChunkEncoder::new();
+            let mut wire = BytesMut::new();
+            enc.encode(ChunkStreamId::CONTROL, 0, 1, MessageStreamId(0), &chunk_size.to_be_bytes(), &mut wire);
+            enc.set_chunk_size(chunk_size);
+            let mut ts = 0u32;
+            let mut expected = Vec::new();
+            for (i, &(csid, step, type_id, stream, len)) in msgs.iter().enumerate() {
+                ts = ts.wrapping_add(step);
+                let payload: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+                let csid = ChunkStreamId::new(csid).unwrap();
+                enc.encode(csid, ts, type_id, MessageStreamId(stream), &payload, &mut wire);
+                expected.push((csid, ts, type_id, stream, payload));
+            }
+            let wire = wire.freeze();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+            points.push(0);
+            points.push(wire.len());
+            points.sort_unstable();
+            let mut dec = ChunkDecoder::default();
+            let mut got = Vec::new();
+            for w in points.windows(2) {
+                dec.push(wire.slice(w[0]..w[1]));
+                while let Some(m) = dec.poll_message().unwrap() {
+                    got.push(m);
+                }
+            }
+            prop_assert_eq!(got.len(), expected.len() + 1);
+            for (m, e) in got[1..].iter().zip(&expected) {
+                prop_assert_eq!((m.csid, m.timestamp, m.type_id, m.stream_id.0, &m.payload[..]), (e.0, e.1, e.2, e.3, &e.4[..]));
+            }
+            prop_assert_eq!(dec.reassembly_bytes(), 0);
+            prop_assert_eq!(dec.queued_input(), 0);
+        }
     }
 
     #[test]

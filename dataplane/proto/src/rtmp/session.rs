@@ -54,7 +54,7 @@ use super::message::{
     UserControl,
 };
 use crate::amf0::Amf0Value;
-use crate::flv::{self, FlvDemuxer, FlvError};
+use crate::flv::{self, FileTagReader, FlvDemuxer, FlvError};
 use crate::media::MediaEvent;
 
 /// `onStatus` code for a refused stream name (the usual answer to a bad stream key).
@@ -396,18 +396,21 @@ impl ServerSession {
                 self.on_command(msg.stream_id, cmd)?;
             }
             MessageType::Audio | MessageType::Video => {
-                if self.state != SessionState::Publishing {
-                    return Err(Violation::MediaBeforePublish.into());
-                }
-                let ev = if msg.type_id == flv::TAG_AUDIO {
-                    let ts = self.audio_ts.unwrap(msg.timestamp);
-                    self.demux.audio(ts, msg.payload)?
-                } else {
-                    let ts = self.video_ts.unwrap(msg.timestamp);
-                    self.demux.video(ts, msg.payload)?
-                };
-                if let Some(ev) = ev {
-                    self.events.push_back(SessionEvent::Media(ev));
+                self.on_media(msg.type_id, msg.timestamp, msg.payload)?;
+            }
+            MessageType::Aggregate => {
+                // Spec 7.1.6: FLV tags back to back; the first sub-tag's timestamp maps to the
+                // message timestamp, the others keep their offset from it.
+                let mut first = None;
+                for tag in FileTagReader::without_header(msg.payload) {
+                    let tag = tag?;
+                    let base = *first.get_or_insert(tag.timestamp_ms);
+                    let ts = msg
+                        .timestamp
+                        .wrapping_add(tag.timestamp_ms.wrapping_sub(base));
+                    if tag.tag_type == flv::TAG_AUDIO || tag.tag_type == flv::TAG_VIDEO {
+                        self.on_media(tag.tag_type, ts, tag.body)?;
+                    }
                 }
             }
             MessageType::DataAmf0 | MessageType::DataAmf3
@@ -423,9 +426,26 @@ impl ServerSession {
                 }
             }
             // Set Chunk Size and Abort are applied by the decoder; acknowledgements and peer
-            // bandwidth from a publisher need no action; aggregates and shared objects are not
-            // sent by publishers and are ignored.
+            // bandwidth from a publisher need no action; shared objects are not sent by
+            // publishers and are ignored.
             _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_media(&mut self, type_id: u8, timestamp: u32, body: Bytes) -> Result<(), SessionError> {
+        if self.state != SessionState::Publishing {
+            return Err(Violation::MediaBeforePublish.into());
+        }
+        let ev = if type_id == flv::TAG_AUDIO {
+            let ts = self.audio_ts.unwrap(timestamp);
+            self.demux.audio(ts, body)?
+        } else {
+            let ts = self.video_ts.unwrap(timestamp);
+            self.demux.video(ts, body)?
+        };
+        if let Some(ev) = ev {
+            self.events.push_back(SessionEvent::Media(ev));
         }
         Ok(())
     }
