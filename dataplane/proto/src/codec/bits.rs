@@ -1,9 +1,6 @@
 //! An MSB-first bit reader with Exp-Golomb codes (H.264 §9.1) that can drop emulation
 //! prevention bytes (H.264 §7.4.1, H.265 §7.4.2) as it goes, so parameter sets and slice
 //! headers are read in place with no unescaped copy.
-
-#![allow(dead_code)] // the Exp-Golomb readers serve the SPS parsers of the next commit
-
 /// Why a bitstream field could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BitError {
