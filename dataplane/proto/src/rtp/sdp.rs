@@ -1,0 +1,1 @@
+//! SDP for RTP forwarding.
