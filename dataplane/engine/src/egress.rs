@@ -7,7 +7,10 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
-use bytes::Bytes;
+use std::io::IoSlice;
+
+use socket2::{SockAddr, SockRef};
+use sluice_proto::rtp::RtpPacket;
 use sluice_table::ForwarderRecord;
 
 use crate::packetize::{RtpState, Track};
@@ -37,8 +40,8 @@ struct TrackCounters {
 pub struct Forwarder {
     /// Forwarder id from the table.
     pub id: String,
-    video: Option<SocketAddr>,
-    audio: Option<SocketAddr>,
+    video: Option<(SocketAddr, SockAddr)>,
+    audio: Option<(SocketAddr, SockAddr)>,
     /// Whether the cached GOP was sent to it yet.
     pub primed: bool,
     video_counters: TrackCounters,
@@ -48,7 +51,12 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder for a table record.
     pub fn new(r: &ForwarderRecord) -> Self {
-        let addr = |port: u16| (port != 0).then(|| SocketAddr::new(r.host, port));
+        let addr = |port: u16| {
+            (port != 0).then(|| {
+                let a = SocketAddr::new(r.host, port);
+                (a, SockAddr::from(a))
+            })
+        };
         Forwarder {
             id: r.id.clone(),
             video: addr(r.video_port),
@@ -60,15 +68,20 @@ impl Forwarder {
     }
 
     /// Sends packets of one track.
-    pub fn send(&mut self, track: Track, packets: &[Bytes], state: &RtpState, socket: &UdpSocket) -> Sent {
+    pub fn send(&mut self, track: Track, packets: &[RtpPacket], state: &RtpState, socket: &UdpSocket) -> Sent {
         let (dest, counters) = match track {
-            Track::Video => (self.video, &mut self.video_counters),
-            Track::Audio => (self.audio, &mut self.audio_counters),
+            Track::Video => (&self.video, &mut self.video_counters),
+            Track::Audio => (&self.audio, &mut self.audio_counters),
         };
-        let Some(dest) = dest else { return Sent::default() };
+        let Some((_, dest)) = dest.as_ref() else { return Sent::default() };
+        let sock = SockRef::from(socket);
         let mut sent = Sent::default();
         for p in packets {
-            match socket.send_to(p, dest) {
+            // Header, inline prefix and the payload slice go to the kernel as three iovecs:
+            // the NAL bytes are not copied on their way from the ingest buffer to the socket.
+            let header = p.header.to_bytes();
+            let iov = [IoSlice::new(&header), IoSlice::new(p.prefix()), IoSlice::new(&p.payload)];
+            match sock.send_to_vectored(&iov, dest) {
                 Ok(n) => {
                     sent.bytes += n as u64;
                     counters.packets = counters.packets.wrapping_add(1);
@@ -86,8 +99,8 @@ impl Forwarder {
 
     /// Sends an RTCP sender report per track when one is due.
     pub fn maybe_send_reports(&mut self, now_ms: u64, socket: &UdpSocket) {
-        for (dest, c) in [(self.video, &mut self.video_counters), (self.audio, &mut self.audio_counters)] {
-            let (Some(dest), Some(state)) = (dest, c.last) else { continue };
+        for (dest, c) in [(&self.video, &mut self.video_counters), (&self.audio, &mut self.audio_counters)] {
+            let (Some((dest, _)), Some(state)) = (dest, c.last) else { continue };
             if now_ms.saturating_sub(c.last_sr_ms) < SR_INTERVAL_MS {
                 continue;
             }

@@ -8,6 +8,7 @@ mod admission;
 mod config;
 mod core;
 mod egress;
+mod packetize;
 mod registry;
 mod rtmp_ingest;
 mod stream;
@@ -77,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("sluice-core-{core}"))
             .spawn(move || crate::core::run(core, shared))
-            .with_context(|| format!("starting executor {core}"))?;
+            .map_err(|e| anyhow::anyhow!("starting executor {core}: {e}"))?;
         handles.push(h);
     }
 

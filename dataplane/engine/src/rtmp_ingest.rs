@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use sluice_proto::rtmp::{ServerSession, SessionConfig, SessionEvent};
+use sluice_proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
 use crate::admission::{self, AbortCode};
 use crate::core::CoreCtx;
@@ -49,7 +49,7 @@ async fn run(mut conn: TcpStream, peer: Option<SocketAddr>, ctx: &Rc<CoreCtx>) -
         chunk.copy_from_slice(&r.to_le_bytes()[..chunk.len()]);
     }
     let mut session = ServerSession::new(SessionConfig::default(), random);
-    conn.set_read_timeout(Some(READ_POLL))?;
+    conn.set_read_timeout(Some(READ_POLL)).map_err(|e| anyhow::anyhow!("set_read_timeout: {e}"))?;
     let handshake_deadline = Instant::now() + Duration::from_millis(ctx.shared.cfg.handshake_timeout_ms);
     let mut stream: Option<Rc<RefCell<Stream>>> = None;
     let mut rx = BytesMut::new();

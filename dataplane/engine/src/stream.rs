@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
+use sluice_proto::rtp::RtpPacket;
 use sluice_proto::media::{AudioCodec, MediaEvent, VideoCodec};
 use sluice_table::{
     AudioStats, Event, EventKind, ForwarderRecord, StatsSlot, StreamCommand, StreamStats,
@@ -45,7 +45,7 @@ pub struct StreamIdentity {
 /// Cached packets of the current GOP, so a new receiver starts at once on a keyframe.
 #[derive(Default)]
 struct GopCache {
-    packets: Vec<(Track, Bytes)>,
+    packets: Vec<(Track, RtpPacket)>,
     bytes: usize,
     /// Set when the GOP outgrew the cap: stop caching until the next keyframe.
     overflowed: bool,
@@ -71,7 +71,7 @@ pub struct Stream {
     gop: GopCache,
     gop_cap: usize,
     forwarders: Vec<Forwarder>,
-    packet_buf: Vec<Bytes>,
+    packet_buf: Vec<RtpPacket>,
     // Counters.
     bytes_in_video: u64,
     bytes_in_audio: u64,
@@ -226,16 +226,16 @@ impl Stream {
         }
     }
 
-    fn cache_and_send(&mut self, track: Track, packets: &[Bytes], ctx: &CoreCtx) {
+    fn cache_and_send(&mut self, track: Track, packets: &[RtpPacket], ctx: &CoreCtx) {
         if !self.gop.overflowed {
-            let add: usize = packets.iter().map(Bytes::len).sum();
+            let add: usize = packets.iter().map(RtpPacket::len).sum();
             if self.gop.bytes + add > self.gop_cap {
                 self.gop.overflowed = true;
                 self.gop.packets.clear();
                 self.gop.bytes = 0;
             } else {
                 self.gop.bytes += add;
-                // Cloning a `Bytes` bumps a reference count; the packet bytes are shared.
+                // Cloning a packet descriptor bumps the payload's reference count; no bytes are copied.
                 self.gop.packets.extend(packets.iter().map(|p| (track, p.clone())));
             }
         }
