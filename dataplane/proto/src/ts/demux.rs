@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::packet::{CcTracker, CcVerdict, Framer, Packet, Pid, Scrambling};
+use super::packet::{CcTracker, CcVerdict, Framer, PACKET_SIZE, PacketHeader, Pid, Scrambling};
 use super::pes::{Pes, PesAssembler, PesError, split_opus_packets};
 use super::psi::{EsCodec, Pat, Pmt, PsiError, Section, SectionAssembler, StreamType};
 
@@ -183,10 +183,9 @@ impl Demuxer {
     /// resulting events wait in a queue for [`Demuxer::poll`], so poll after each push.
     pub fn push(&mut self, data: Bytes) {
         self.framer.push(data);
-        while let Some(raw) = self.framer.next_packet() {
-            match Packet::parse(raw) {
-                Ok(p) => self.handle_packet(p),
-                Err(_) => self.stats.malformed_packets += 1,
+        while let Some(run) = self.framer.next_run() {
+            for at in (0..run.len()).step_by(PACKET_SIZE) {
+                self.handle_packet(&run, at);
             }
         }
     }
@@ -238,12 +237,23 @@ impl Demuxer {
         self.streams.iter().map(|s| s.stream).collect()
     }
 
-    fn handle_packet(&mut self, p: Packet) {
-        if p.tei() {
+    /// Handles the packet at `run[at..at + PACKET_SIZE]`.
+    fn handle_packet(&mut self, run: &Bytes, at: usize) {
+        let Some(raw) = run.get(at..at + PACKET_SIZE) else {
+            return;
+        };
+        let p = match PacketHeader::parse(raw) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.malformed_packets += 1;
+                return;
+            }
+        };
+        if p.tei {
             self.stats.transport_errors += 1;
             return;
         }
-        let pid = p.pid();
+        let pid = p.pid;
         let is_pat = self.pat.pid == Some(pid);
         let is_pmt = !is_pat && self.pmt.pid == Some(pid);
         let es = if is_pat || is_pmt {
@@ -254,17 +264,16 @@ impl Demuxer {
                 None => return,
             }
         };
-        if p.scrambling() != Scrambling::None {
+        if p.scrambling != Scrambling::None {
             self.stats.scrambled_packets += 1;
             return;
         }
-        let has_payload = p.payload().is_some();
         let (cc, cc_errors) = match es.and_then(|i| self.streams.get_mut(i)) {
             Some(s) => (&mut s.cc, &mut s.cc_errors),
             None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
             None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
         };
-        match cc.check(p.continuity_counter(), has_payload, p.discontinuity()) {
+        match cc.check(p.cc, p.payload_offset.is_some(), p.discontinuity()) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;
@@ -284,22 +293,32 @@ impl Demuxer {
                 }
             }
         }
-        let pusi = p.pusi();
-        let random_access = p.random_access();
-        let Some(payload) = p.into_payload() else {
+        let Some(offset) = p.payload_offset else {
             return;
         };
+        let payload = at + offset..at + PACKET_SIZE;
         match es {
-            Some(i) => self.handle_pes_payload(i, pusi, random_access, payload),
-            None => self.handle_psi_payload(is_pat, pusi, payload),
+            Some(i) => self.handle_pes_payload(i, p.pusi, p.random_access(), run, payload),
+            None => self.handle_psi_payload(is_pat, p.pusi, run.slice(payload)),
         }
     }
 
-    fn handle_pes_payload(&mut self, i: usize, pusi: bool, ra: bool, payload: Bytes) {
-        let mut out = std::mem::take(&mut self.pes_scratch);
-        if let Some(s) = self.streams.get_mut(i) {
-            s.pes.push(pusi, ra, payload, &mut out);
+    fn handle_pes_payload(
+        &mut self,
+        i: usize,
+        pusi: bool,
+        ra: bool,
+        run: &Bytes,
+        payload: std::ops::Range<usize>,
+    ) {
+        let Some(s) = self.streams.get_mut(i) else {
+            return;
+        };
+        s.pes.push(pusi, ra, run, payload, &mut self.pes_scratch);
+        if self.pes_scratch.is_empty() {
+            return;
         }
+        let mut out = std::mem::take(&mut self.pes_scratch);
         for r in out.drain(..) {
             self.emit_pes(i, r);
         }

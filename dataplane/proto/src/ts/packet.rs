@@ -149,34 +149,41 @@ impl AdaptationField {
     }
 }
 
-/// A validated 188-byte transport packet. Construction checks every length, so no accessor
-/// can fail afterwards; the payload is a slice of the buffer the packet was parsed from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
-    tei: bool,
-    pusi: bool,
-    priority: bool,
-    pid: Pid,
-    scrambling: Scrambling,
-    cc: u8,
-    adaptation: Option<AdaptationField>,
-    payload: Option<Bytes>,
+/// The header fields of a validated packet, parsed from a borrowed buffer. The demuxer's hot
+/// path uses this directly so that it touches no reference count per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketHeader {
+    /// `transport_error_indicator`.
+    pub tei: bool,
+    /// `payload_unit_start_indicator`.
+    pub pusi: bool,
+    /// `transport_priority`.
+    pub priority: bool,
+    /// The packet identifier.
+    pub pid: Pid,
+    /// `transport_scrambling_control`.
+    pub scrambling: Scrambling,
+    /// `continuity_counter`, 4 bits.
+    pub cc: u8,
+    /// The adaptation field, when `adaptation_field_control` announces one.
+    pub adaptation: Option<AdaptationField>,
+    /// Offset of the payload within the packet (at most [`PACKET_SIZE`]), when there is one.
+    pub payload_offset: Option<usize>,
 }
 
-impl Packet {
-    /// Parses one packet. `buf` must be exactly [`PACKET_SIZE`] bytes.
-    pub fn parse(buf: Bytes) -> Result<Packet, PacketError> {
-        let h: [u8; 4] = match buf.get(..4) {
-            Some(h) if buf.len() == PACKET_SIZE => h
-                .try_into()
-                .map_err(|_| PacketError::BadLength(buf.len()))?,
-            _ => return Err(PacketError::BadLength(buf.len())),
+impl PacketHeader {
+    /// Validates one packet: `buf` must be exactly [`PACKET_SIZE`] bytes.
+    pub fn parse(buf: &[u8]) -> Result<PacketHeader, PacketError> {
+        let Some(&[sync, b1, b2, b3]) = buf.first_chunk::<4>() else {
+            return Err(PacketError::BadLength(buf.len()));
         };
-        if h[0] != SYNC_BYTE {
+        if buf.len() != PACKET_SIZE {
+            return Err(PacketError::BadLength(buf.len()));
+        }
+        if sync != SYNC_BYTE {
             return Err(PacketError::NoSync);
         }
-        let afc = (h[3] >> 4) & 0b11;
-        let (has_af, has_payload) = match afc {
+        let (has_af, has_payload) = match (b3 >> 4) & 0b11 {
             0b01 => (false, true),
             0b10 => (true, false),
             0b11 => (true, true),
@@ -197,61 +204,88 @@ impl Packet {
         } else {
             None
         };
-        let payload = if has_payload {
-            Some(buf.slice(payload_start..))
-        } else {
-            None
-        };
-        Ok(Packet {
-            tei: h[1] & 0x80 != 0,
-            pusi: h[1] & 0x40 != 0,
-            priority: h[1] & 0x20 != 0,
-            pid: Pid::new(u16::from_be_bytes([h[1], h[2]])),
-            scrambling: match h[3] >> 6 {
+        Ok(PacketHeader {
+            tei: b1 & 0x80 != 0,
+            pusi: b1 & 0x40 != 0,
+            priority: b1 & 0x20 != 0,
+            pid: Pid::new(u16::from_be_bytes([b1, b2])),
+            scrambling: match b3 >> 6 {
                 0 => Scrambling::None,
                 1 => Scrambling::Reserved,
                 2 => Scrambling::EvenKey,
                 _ => Scrambling::OddKey,
             },
-            cc: h[3] & 0x0f,
+            cc: b3 & 0x0f,
             adaptation,
-            payload,
+            payload_offset: has_payload.then_some(payload_start),
         })
+    }
+
+    /// True when the adaptation field's discontinuity indicator is set.
+    pub fn discontinuity(&self) -> bool {
+        self.adaptation.is_some_and(|a| a.discontinuity)
+    }
+
+    /// True when the adaptation field's random access indicator is set.
+    pub fn random_access(&self) -> bool {
+        self.adaptation.is_some_and(|a| a.random_access)
+    }
+}
+
+/// A validated 188-byte transport packet. Construction checks every length, so no accessor
+/// can fail afterwards; the payload is a slice of the buffer the packet was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    header: PacketHeader,
+    payload: Option<Bytes>,
+}
+
+impl Packet {
+    /// Parses one packet. `buf` must be exactly [`PACKET_SIZE`] bytes.
+    pub fn parse(buf: Bytes) -> Result<Packet, PacketError> {
+        let header = PacketHeader::parse(&buf)?;
+        let payload = header.payload_offset.map(|o| buf.slice(o..));
+        Ok(Packet { header, payload })
+    }
+
+    /// The parsed header fields.
+    pub fn header(&self) -> &PacketHeader {
+        &self.header
     }
 
     /// `transport_error_indicator`: a lower layer flagged an uncorrectable error.
     pub fn tei(&self) -> bool {
-        self.tei
+        self.header.tei
     }
 
     /// `payload_unit_start_indicator`: a PES or a PSI section starts in this payload.
     pub fn pusi(&self) -> bool {
-        self.pusi
+        self.header.pusi
     }
 
     /// `transport_priority`.
     pub fn priority(&self) -> bool {
-        self.priority
+        self.header.priority
     }
 
     /// The packet identifier.
     pub fn pid(&self) -> Pid {
-        self.pid
+        self.header.pid
     }
 
     /// `transport_scrambling_control`.
     pub fn scrambling(&self) -> Scrambling {
-        self.scrambling
+        self.header.scrambling
     }
 
     /// `continuity_counter`, 4 bits.
     pub fn continuity_counter(&self) -> u8 {
-        self.cc
+        self.header.cc
     }
 
     /// The adaptation field, if the packet has one.
     pub fn adaptation_field(&self) -> Option<&AdaptationField> {
-        self.adaptation.as_ref()
+        self.header.adaptation.as_ref()
     }
 
     /// The payload (a slice of the packet buffer), if `adaptation_field_control` says there is
@@ -267,12 +301,12 @@ impl Packet {
 
     /// True when the adaptation field's discontinuity indicator is set.
     pub fn discontinuity(&self) -> bool {
-        self.adaptation.is_some_and(|a| a.discontinuity)
+        self.header.discontinuity()
     }
 
     /// True when the adaptation field's random access indicator is set.
     pub fn random_access(&self) -> bool {
-        self.adaptation.is_some_and(|a| a.random_access)
+        self.header.random_access()
     }
 }
 
@@ -387,13 +421,49 @@ impl Framer {
     /// The next packet-sized buffer starting with a sync byte, or `None` until more bytes
     /// arrive. The returned buffer still has to go through [`Packet::parse`].
     pub fn next_packet(&mut self) -> Option<Bytes> {
+        if !self.sync() {
+            return None;
+        }
+        self.stats.packets += 1;
+        Some(self.take_packet())
+    }
+
+    /// The next run of in-sync packets: a buffer whose length is a multiple of
+    /// [`PACKET_SIZE`] and whose every packet starts with the sync byte. A run is a slice of
+    /// one pushed buffer (taken whole when it is exactly that, so no reference count is
+    /// touched), or a single copied packet that straddled two pushed buffers.
+    pub fn next_run(&mut self) -> Option<Bytes> {
+        if !self.sync() {
+            return None;
+        }
+        let front = self.chunks.front()?;
+        let mut n = 0;
+        while front.get(n * PACKET_SIZE) == Some(&SYNC_BYTE) && front.len() >= (n + 1) * PACKET_SIZE
+        {
+            n += 1;
+        }
+        if n == 0 {
+            self.stats.packets += 1;
+            return Some(self.take_packet());
+        }
+        self.stats.packets += n as u64;
+        let run_len = n * PACKET_SIZE;
+        self.buffered -= run_len;
+        if front.len() == run_len {
+            return self.chunks.pop_front();
+        }
+        self.chunks.front_mut().map(|f| f.split_to(run_len))
+    }
+
+    /// Finds and keeps sync: true when a packet in sync starts at the front.
+    fn sync(&mut self) -> bool {
         loop {
             if self.buffered < PACKET_SIZE {
-                return None;
+                return false;
             }
             if self.locked {
                 if self.byte_at(0) == Some(SYNC_BYTE) {
-                    return Some(self.take_packet());
+                    return true;
                 }
                 self.locked = false;
                 self.stats.sync_losses += 1;
@@ -402,7 +472,7 @@ impl Framer {
             let needed = (SYNC_CONFIRM_PACKETS - 1) * PACKET_SIZE + 1;
             if self.byte_at(0) == Some(SYNC_BYTE) {
                 if self.buffered < needed {
-                    return None;
+                    return false;
                 }
                 let confirmed = (1..SYNC_CONFIRM_PACKETS)
                     .all(|i| self.byte_at(i * PACKET_SIZE) == Some(SYNC_BYTE));
@@ -444,7 +514,6 @@ impl Framer {
 
     /// Removes the first PACKET_SIZE bytes; the caller checked they are buffered.
     fn take_packet(&mut self) -> Bytes {
-        self.stats.packets += 1;
         self.buffered -= PACKET_SIZE;
         if let Some(front) = self.chunks.front_mut() {
             if front.len() > PACKET_SIZE {
@@ -624,5 +693,30 @@ mod tests {
         assert_eq!(n, 10);
         assert_eq!(f.stats().straddled_packets, 1);
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn framer_runs_are_slices_of_the_pushed_buffers() {
+        let mut stream = vec![];
+        for cc in 0..20 {
+            stream.extend(pkt(0x100, false, cc, None, &[cc]));
+        }
+        let all = Bytes::from(stream);
+        let mut f = Framer::new();
+        f.push(all.slice(..1316));
+        f.push(all.slice(1316..3000));
+        f.push(all.slice(3000..));
+        let mut runs = vec![];
+        while let Some(r) = f.next_run() {
+            assert_eq!(r.len() % PACKET_SIZE, 0);
+            runs.push(r);
+        }
+        let lens: Vec<usize> = runs.iter().map(|r| r.len() / PACKET_SIZE).collect();
+        // 7 whole packets, then 8 more in the second buffer, 1 straddling copy, 4 in the last.
+        assert_eq!(lens, vec![7, 8, 1, 4]);
+        assert_eq!(runs[0].as_ptr(), all.as_ptr());
+        assert_eq!(runs.concat(), all.to_vec());
+        assert_eq!(f.stats().packets, 20);
+        assert_eq!(f.stats().straddled_packets, 1);
     }
 }

@@ -169,18 +169,24 @@ pub struct Pes {
 
 /// Reassembles PES packets of one PID from TS packet payloads.
 ///
-/// Parts are kept as slices of the packets; a PES found in one packet is handed out without
-/// a copy, one spanning packets is concatenated once at completion (the copy the 4-byte TS
-/// headers every 188 bytes force).
+/// A PES found in one packet is handed out as a slice of it, without a copy. One spanning
+/// packets is copied, payload by payload, into one contiguous buffer: the copy the 4-byte TS
+/// headers every 188 bytes force. The buffer is sized up front (exactly for a bounded PES,
+/// from the previous PES on this PID for an unbounded one) so it rarely grows.
 #[derive(Debug, Default)]
 pub struct PesAssembler {
-    parts: Vec<Bytes>,
+    /// The first payload while it is the only one (the zero-copy case).
+    first: Option<Bytes>,
+    /// The PES so far once it spans packets.
+    buf: BytesMut,
     len: usize,
     /// Total PES size (6 + PES_packet_length) once known and non-zero.
     bounded: Option<usize>,
     length_known: bool,
     random_access: bool,
     active: bool,
+    /// Size of the last PES completed on this PID, at most [`MAX_PES_SIZE`].
+    size_hint: usize,
 }
 
 impl PesAssembler {
@@ -197,7 +203,8 @@ impl PesAssembler {
     /// Drops the PES in progress (after a continuity error). Returns whether one was dropped.
     pub fn discard(&mut self) -> bool {
         let was = self.active;
-        self.parts.clear();
+        self.first = None;
+        self.buf.clear();
         self.len = 0;
         self.bounded = None;
         self.length_known = false;
@@ -205,14 +212,28 @@ impl PesAssembler {
         was
     }
 
-    /// Feeds one TS packet payload. Finished PES (and errors) are appended to `out`: with
-    /// `pusi` the previous PES completes (unbounded) or is reported truncated (bounded), and a
-    /// bounded PES completes as soon as its last byte arrives.
-    pub fn push(
+    /// Feeds one TS packet payload given as a buffer; see [`PesAssembler::push`].
+    pub fn push_bytes(
         &mut self,
         pusi: bool,
         random_access: bool,
         payload: Bytes,
+        out: &mut Vec<Result<Pes, PesError>>,
+    ) {
+        let len = payload.len();
+        self.push(pusi, random_access, &payload, 0..len, out);
+    }
+
+    /// Feeds one TS packet payload, `src[payload]` (an out-of-range `payload` is ignored).
+    /// Finished PES (and errors) are appended to `out`: with `pusi` the previous PES
+    /// completes (unbounded) or is reported truncated (bounded), and a bounded PES completes
+    /// as soon as its last byte arrives.
+    pub fn push(
+        &mut self,
+        pusi: bool,
+        random_access: bool,
+        src: &Bytes,
+        payload: std::ops::Range<usize>,
         out: &mut Vec<Result<Pes, PesError>>,
     ) {
         if pusi {
@@ -224,26 +245,44 @@ impl PesAssembler {
         } else if !self.active {
             return;
         }
-        if payload.is_empty() {
+        let Some(bytes) = src.get(payload.clone()) else {
+            return;
+        };
+        if bytes.is_empty() {
             return;
         }
-        self.len += payload.len();
-        self.parts.push(payload);
-        if self.len > MAX_PES_SIZE {
+        if self.len + bytes.len() > MAX_PES_SIZE {
             self.discard();
             out.push(Err(PesError::Overflow));
             return;
         }
+        if self.len == 0 {
+            self.first = Some(src.slice(payload));
+        } else {
+            if let Some(first) = self.first.take() {
+                // Copy forced by the format: the PES continues in another TS packet.
+                let want = self
+                    .bounded
+                    .unwrap_or(self.size_hint)
+                    .max(first.len() + bytes.len());
+                self.buf.reserve(want);
+                self.buf.extend_from_slice(&first);
+            }
+            self.buf.extend_from_slice(bytes);
+        }
+        self.len += bytes.len();
         if !self.length_known && self.len >= 6 {
             self.length_known = true;
-            let mut head = [0u8; 6];
-            self.copy_prefix(&mut head);
-            if head[..3] != [0, 0, 1] {
+            let head = match &self.first {
+                Some(f) => f.first_chunk::<6>().copied(),
+                None => self.buf.first_chunk::<6>().copied(),
+            };
+            let Some([0, 0, 1, _, l0, l1]) = head else {
                 self.discard();
                 out.push(Err(PesError::BadStartCode));
                 return;
-            }
-            let pl = usize::from(u16::from_be_bytes([head[4], head[5]]));
+            };
+            let pl = usize::from(u16::from_be_bytes([l0, l1]));
             if pl != 0 {
                 self.bounded = Some(6 + pl);
             }
@@ -261,20 +300,6 @@ impl PesAssembler {
         self.finish()
     }
 
-    fn copy_prefix(&self, dst: &mut [u8]) {
-        let mut filled = 0;
-        for p in &self.parts {
-            let n = (dst.len() - filled).min(p.len());
-            if let (Some(d), Some(s)) = (dst.get_mut(filled..filled + n), p.get(..n)) {
-                d.copy_from_slice(s);
-            }
-            filled += n;
-            if filled == dst.len() {
-                break;
-            }
-        }
-    }
-
     fn finish(&mut self) -> Option<Result<Pes, PesError>> {
         if !self.active {
             return None;
@@ -285,17 +310,11 @@ impl PesAssembler {
             self.discard();
             return Some(Err(PesError::Truncated));
         }
-        let whole = if self.parts.len() == 1 {
-            self.parts.pop().unwrap_or_default()
-        } else {
-            // Copy forced by the format: the PES spans TS packets, whose headers interrupt it.
-            let mut buf = BytesMut::with_capacity(total);
-            for p in &self.parts {
-                let n = (total - buf.len()).min(p.len());
-                buf.extend_from_slice(p.get(..n).unwrap_or_default());
-            }
-            buf.freeze()
+        let whole = match self.first.take() {
+            Some(f) => f,
+            None => self.buf.split().freeze(),
         };
+        self.size_hint = whole.len();
         self.discard();
         let whole = whole.slice(..total.min(whole.len()));
         Some(match PesHeader::parse(&whole) {
@@ -500,7 +519,7 @@ mod tests {
         let raw = Bytes::from(pes(0xc0, true, Some(90_000), None, &[1, 2, 3, 4]));
         let mut a = PesAssembler::new();
         let mut out = vec![];
-        a.push(true, true, raw.clone(), &mut out);
+        a.push_bytes(true, true, raw.clone(), &mut out);
         assert_eq!(out.len(), 1);
         let p = out.pop().unwrap().unwrap();
         assert_eq!(p.payload.as_ref(), &[1, 2, 3, 4]);
@@ -517,10 +536,10 @@ mod tests {
         let mut a = PesAssembler::new();
         let mut out = vec![];
         for (i, c) in raw.chunks(184).enumerate() {
-            a.push(i == 0, false, Bytes::copy_from_slice(c), &mut out);
+            a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut out);
         }
         assert!(out.is_empty());
-        a.push(
+        a.push_bytes(
             true,
             false,
             Bytes::from(pes(0xe0, false, Some(2), None, &[7])),
@@ -538,20 +557,20 @@ mod tests {
         let raw = pes(0xc0, true, Some(1), None, &[5; 300]);
         let mut a = PesAssembler::new();
         let mut out = vec![];
-        a.push(true, false, Bytes::copy_from_slice(&raw[..184]), &mut out);
-        a.push(true, false, Bytes::copy_from_slice(&raw[..184]), &mut out);
+        a.push_bytes(true, false, Bytes::copy_from_slice(&raw[..184]), &mut out);
+        a.push_bytes(true, false, Bytes::copy_from_slice(&raw[..184]), &mut out);
         assert_eq!(out, vec![Err(PesError::Truncated)]);
         out.clear();
         a.discard();
         let big = Bytes::from(vec![0u8; 184]);
-        a.push(
+        a.push_bytes(
             true,
             false,
             Bytes::from(pes(0xe0, false, None, None, &[0; 100])),
             &mut out,
         );
         for _ in 0..=(MAX_PES_SIZE / 184) {
-            a.push(false, false, big.clone(), &mut out);
+            a.push_bytes(false, false, big.clone(), &mut out);
         }
         assert_eq!(out, vec![Err(PesError::Overflow)]);
         assert!(!a.in_progress());
