@@ -16,4 +16,6 @@
 //!    and keep-alive packets, and releases payloads (MPEG-TS) at their TSBPD time; encrypted
 //!    payloads are decrypted with the keys from [`crypto`].
 
+pub mod crypto;
 pub mod packet;
+pub mod streamid;
