@@ -17,5 +17,6 @@
 //!    payloads are decrypted with the keys from [`crypto`].
 
 pub mod crypto;
+pub mod handshake;
 pub mod packet;
 pub mod streamid;
