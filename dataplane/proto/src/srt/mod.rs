@@ -19,4 +19,5 @@
 pub mod crypto;
 pub mod handshake;
 pub mod packet;
+pub mod receiver;
 pub mod streamid;

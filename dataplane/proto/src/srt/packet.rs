@@ -374,6 +374,14 @@ impl LossList {
         })
     }
 
+    /// An owned loss list holding `entries` (for building NAKs to send).
+    pub fn from_entries(entries: &[LossEntry]) -> LossList {
+        let mut v = vec![0u8; entries.len() * 8];
+        let n = Self::emit(entries, &mut v).unwrap_or(0);
+        v.truncate(n);
+        LossList(Bytes::from(v))
+    }
+
     /// Encodes `entries` into `buf`; returns bytes written.
     pub fn emit(entries: &[LossEntry], buf: &mut [u8]) -> Result<usize, PacketError> {
         let need = entries
