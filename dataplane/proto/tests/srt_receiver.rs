@@ -535,6 +535,17 @@ fn dropreq_skips_and_window_is_bounded() {
     assert_eq!(rx.stats().dropped_beyond_window, 1);
     rx.handle_data(t0, data(103 + RECV_BUFFER_CAP as u32, 0, false));
     assert_eq!(rx.buffered(), RECV_BUFFER_CAP);
+    // A range wholly beyond the window is ignored (a fuzzer found this panicking).
+    let far = rx.next_seq().add(RECV_BUFFER_CAP as u32 + 10);
+    rx.handle_control(
+        t0,
+        &ctl(Control::DropReq {
+            msg: 3,
+            first: far,
+            last: far.add(10),
+        }),
+    );
+    assert_eq!(rx.stats().dropped_by_sender, 2);
     // A sender-side range far behind is ignored.
     rx.handle_control(
         t0,

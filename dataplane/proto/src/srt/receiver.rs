@@ -442,11 +442,16 @@ impl Receiver {
         if end < 0 {
             return;
         }
+        let start = start as usize;
         let end = (end as usize).min(self.cfg.buffer_packets - 1);
+        if start > end {
+            // The whole range lies beyond the window.
+            return;
+        }
         if end >= self.buf.len() {
             self.buf.resize(end + 1, Slot::Missing);
         }
-        for slot in self.buf.range_mut(start as usize..=end) {
+        for slot in self.buf.range_mut(start..=end) {
             if matches!(slot, Slot::Missing) {
                 *slot = Slot::Dropped;
                 self.stats.dropped_by_sender += 1;
