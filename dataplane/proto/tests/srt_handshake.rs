@@ -441,3 +441,68 @@ fn non_handshake_packet_refused() {
         Err(HandshakeError::NotHandshake)
     );
 }
+
+/// A conclusion and the first data packet (header and 32 payload bytes) captured from
+/// srt-live-transmit 1.5.1 publishing with `passphrase=interop-passphrase-1&pbkeylen=16`
+/// and `streamid=#!::r=key1,m=publish`; the plaintext is byte `i * 7 % 251` at offset `i`.
+const LIBSRT_CONCLUSION: &str = "8000000000000000000003700000000000000005000200077a59cdea000005dc00002000ffffffff07eb45e9d8749c9f0100007f0000000000000000000000000001000300010501000000bf00c800c8000500053a3a2123656b3d726d2c31796275703d6873696c0003000e122029010000000002000200000004047d4aaab1d09b946682ee792620502f5e69fdd96cb3a54d4d6cf49e3fd2feaa9c82d9043f43e3aa4f";
+const LIBSRT_DATA: &str = "7a59cdeac800000100007a66000002006e311a6634a166f1f9783bed4895ba7459c2a97deaac64e6f634040659471b9e";
+
+fn unhex(s: &str) -> Bytes {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .into()
+}
+
+#[test]
+fn libsrt_captured_conclusion_and_data_decrypt() {
+    let (pkt, hs) = parse_handshake_packet(unhex(LIBSRT_CONCLUSION)).unwrap();
+    assert_eq!(pkt.dest, SocketId(0));
+    assert_eq!(hs.version, 5);
+    assert_eq!(hs.encryption, 2, "AES-128 advertised");
+    assert_eq!(
+        hs.extension,
+        ext_flags::HSREQ | ext_flags::KMREQ | ext_flags::CONFIG
+    );
+    assert_eq!(hs.hs_type, HandshakeType::Conclusion);
+    assert_eq!(hs.mtu, 1500);
+    assert_eq!(hs.flow_window, 8192);
+    assert_eq!(
+        &hs.peer_ip[..4],
+        &[1, 0, 0, 127],
+        "127.0.0.1, word byte-reversed"
+    );
+    let exts: Vec<_> = hs.extensions().map(Result::unwrap).collect();
+    let [
+        Extension::HsReq(req),
+        Extension::Sid(sid),
+        Extension::KmReq(km),
+    ] = exts.as_slice()
+    else {
+        panic!("{exts:?}")
+    };
+    assert_eq!(req.version, 0x0001_0501);
+    assert_eq!(req.flags, SrtFlags(0xBF));
+    assert_eq!((req.recv_latency_ms, req.send_latency_ms), (200, 200));
+    assert_eq!(decode_stream_id(sid).unwrap(), b"#!::r=key1,m=publish");
+    let km = KeyMaterial::parse(km.clone()).unwrap();
+    assert_eq!(
+        (km.keys, km.key_len, km.cipher, km.se),
+        (KeyFlags::Even, 16, 2, 2)
+    );
+    assert_eq!(
+        km.unwrap_keys(b"interop-passphrase-2", 0).unwrap_err(),
+        CryptoError::BadSecret
+    );
+    let keys = km.unwrap_keys(b"interop-passphrase-1", 0).unwrap();
+    let Packet::Data(d) = Packet::parse(unhex(LIBSRT_DATA)).unwrap() else {
+        panic!("not data")
+    };
+    assert_eq!(d.seq, hs.isn, "first packet carries the ISN");
+    assert_eq!(d.key, KeyFlags::Even);
+    let plain = keys.decrypt(&d).unwrap();
+    let expect: Vec<u8> = (0..32).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(&plain[..], &expect[..]);
+}
