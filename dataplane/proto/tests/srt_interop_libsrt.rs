@@ -7,6 +7,7 @@
 //! deterministic scenarios in `srt_handshake.rs` and `srt_receiver.rs` cover the logic.
 
 use bytes::Bytes;
+use sluice_proto::srt::crypto::Passphrase;
 use sluice_proto::srt::handshake::{
     Listener, ListenerConfig, ListenerEvent, RejectReason, peer_ip_bytes,
 };
@@ -167,7 +168,7 @@ fn run(
                             let mut cfg = ReceiverConfig::new(acc.peer_socket, acc.peer_isn);
                             cfg.latency = acc.latency;
                             cfg.keys = acc.keys;
-                            cfg.passphrase = passphrase.map(|p| p.as_bytes().to_vec());
+                            cfg.passphrase = passphrase.map(|p| Passphrase::new(p).unwrap());
                             rx = Some(Receiver::new(cfg, now));
                         }
                     }

@@ -568,3 +568,68 @@ fn encrypted_packet_without_key_is_counted() {
     assert_eq!(rx.stats().undecryptable, 1);
     assert_eq!(rx.buffered(), 0);
 }
+
+#[test]
+fn key_refresh_switches_to_odd_key() {
+    use sluice_proto::srt::crypto::{Passphrase, build_key_material};
+    let t0 = Instant::now();
+    let salt = [4u8; 16];
+    let pass = b"refresh passphrase";
+    let mut cfg = ReceiverConfig::new(SENDER_SOCKET, SeqNo::new(100));
+    cfg.keys = Some(SessionKeys::from_raw(&salt, Some(&[1; 16]), None).unwrap());
+    cfg.passphrase = Some(Passphrase::new(&pass[..]).unwrap());
+    let mut rx = Receiver::new(cfg, t0);
+    // The sender announces the odd key in a user-defined control packet (SRT_CMD_KMREQ).
+    let km = build_key_material(pass, &salt, None, Some(&[2; 16])).unwrap();
+    let mut km_bytes = vec![0u8; km.len()];
+    km.emit(&mut km_bytes).unwrap();
+    let kmreq = |cif: Vec<u8>| {
+        ctl(Control::Unknown {
+            control_type: control_type::USER,
+            subtype: 3,
+            type_info: 0,
+            cif: Bytes::from(cif),
+        })
+    };
+    rx.handle_control(t0, &kmreq(km_bytes.clone()));
+    let sent = transmit_all(&mut rx, t0);
+    assert_eq!(
+        sent,
+        vec![Control::Unknown {
+            control_type: control_type::USER,
+            subtype: 4,
+            type_info: 0,
+            cif: Bytes::from(km_bytes),
+        }],
+        "KMRSP echoes the key material"
+    );
+    let sender = SessionKeys::from_raw(&salt, Some(&[1; 16]), Some(&[2; 16])).unwrap();
+    for (seq, kk) in [(100, KeyFlags::Even), (101, KeyFlags::Odd)] {
+        let mut p = data(seq, 0, false);
+        let mut body = p.payload.to_vec();
+        sender.apply(kk, p.seq, &mut body).unwrap();
+        p.payload = Bytes::from(body);
+        p.key = kk;
+        rx.handle_data(t0, p);
+    }
+    let got: Vec<_> =
+        std::iter::from_fn(|| rx.poll_output(t0 + Duration::from_millis(120))).collect();
+    assert_eq!(
+        got,
+        vec![
+            Bytes::copy_from_slice(&100u32.to_be_bytes()),
+            Bytes::copy_from_slice(&101u32.to_be_bytes())
+        ]
+    );
+    // Key material under another passphrase: refused with a BADSECRET state word.
+    let bad = build_key_material(b"other passphrase", &salt, None, Some(&[3; 16])).unwrap();
+    let mut bad_bytes = vec![0u8; bad.len()];
+    bad.emit(&mut bad_bytes).unwrap();
+    rx.handle_control(t0, &kmreq(bad_bytes));
+    let sent = transmit_all(&mut rx, t0 + Duration::from_millis(1));
+    assert!(matches!(
+        &sent[0],
+        Control::Unknown { subtype: 4, cif, .. } if cif[..] == [0, 0, 0, 4]
+    ));
+    assert_eq!(rx.stats().key_refresh_failures, 1);
+}

@@ -71,6 +71,32 @@ pub enum CryptoError {
     Buffer(#[from] PacketError),
 }
 
+/// A passphrase kept out of `Debug` output (and so out of logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(Vec<u8>);
+
+impl Passphrase {
+    /// Checks the length (`MIN_PASSPHRASE_LEN..=MAX_PASSPHRASE_LEN` bytes, as libsrt).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, CryptoError> {
+        let v = bytes.into();
+        if !(MIN_PASSPHRASE_LEN..=MAX_PASSPHRASE_LEN).contains(&v.len()) {
+            return Err(CryptoError::BadPassphrase(v.len()));
+        }
+        Ok(Self(v))
+    }
+
+    /// The passphrase bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
+}
+
 /// A Key Material message (KMREQ / KMRSP body, spec 3.2.2). Salt and wrapped keys are slices
 /// of the input.
 #[derive(Debug, Clone, PartialEq, Eq)]

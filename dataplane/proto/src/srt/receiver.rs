@@ -17,7 +17,7 @@
 //! [`RECV_BUFFER_CAP`]) slots; payloads come out in sequence order, each at most once.
 //! Live mode only: every packet is a whole message (PP is not used for reassembly).
 
-use super::crypto::{KeyMaterial, SessionKeys};
+use super::crypto::{KeyMaterial, Passphrase, SessionKeys};
 use super::packet::{
     Ack, AckInfo, AckRates, Control, ControlPacket, DataPacket, KeyFlags, LossEntry, LossList,
     Packet, SeqNo, SocketId, Timestamp, control_type,
@@ -74,7 +74,7 @@ pub struct ReceiverConfig {
     /// Session keys when the stream is encrypted.
     pub keys: Option<SessionKeys>,
     /// Passphrase for key refreshes (KMREQ in user-defined control packets).
-    pub passphrase: Option<Vec<u8>>,
+    pub passphrase: Option<Passphrase>,
 }
 
 impl ReceiverConfig {
@@ -167,6 +167,8 @@ pub struct Receiver {
     start: Instant,
     head: SeqNo,
     buf: VecDeque<Slot>,
+    /// Count of `Slot::Missing` in `buf`, so timers need not scan the buffer.
+    missing: usize,
     base: Option<TsbpdBase>,
     last_ts: Option<(Timestamp, i64)>,
     rtt_us: u64,
@@ -219,6 +221,7 @@ impl Receiver {
             cfg,
             start: now,
             buf: VecDeque::new(),
+            missing: 0,
             base: None,
             last_ts: None,
             rtt_us: INITIAL_RTT_US,
@@ -297,7 +300,7 @@ impl Receiver {
                 ext
             }
             Some((last, last_ext)) => {
-                let ext = last_ext + ts.distance(last);
+                let ext = last_ext.saturating_add(ts.distance(last));
                 if ext > last_ext {
                     self.last_ts = Some((ts, ext));
                 }
@@ -360,8 +363,8 @@ impl Receiver {
             Some(b) if !packet.retransmitted => {
                 // Drift tracking (spec 4.7): how much later than the base predicts did this
                 // packet arrive? Averaged, then folded into the base.
-                let expected = shift(b.at, ts - b.ts0);
-                b.drift_sum += micros_between(now, expected);
+                let expected = shift(b.at, ts.saturating_sub(b.ts0));
+                b.drift_sum = b.drift_sum.saturating_add(micros_between(now, expected));
                 b.drift_count += 1;
                 if b.drift_count >= DRIFT_SAMPLES {
                     let avg = b.drift_sum / i64::from(b.drift_count);
@@ -388,10 +391,13 @@ impl Receiver {
                     });
                 }
             }
+            self.missing += missing;
             self.buf.resize(off, Slot::Missing);
             self.buf.push_back(Slot::Ready { ts, payload });
         } else if let Some(slot) = self.buf.get_mut(off) {
+            // Only a Missing slot gets here (Ready and Dropped returned above).
             *slot = Slot::Ready { ts, payload };
+            self.missing = self.missing.saturating_sub(1);
         }
     }
 
@@ -449,11 +455,13 @@ impl Receiver {
             return;
         }
         if end >= self.buf.len() {
+            self.missing += end + 1 - self.buf.len();
             self.buf.resize(end + 1, Slot::Missing);
         }
         for slot in self.buf.range_mut(start..=end) {
             if matches!(slot, Slot::Missing) {
                 *slot = Slot::Dropped;
+                self.missing = self.missing.saturating_sub(1);
                 self.stats.dropped_by_sender += 1;
             }
         }
@@ -462,7 +470,7 @@ impl Receiver {
     fn key_refresh(&mut self, cif: &Bytes) {
         let refreshed = match (&self.cfg.passphrase, &mut self.cfg.keys) {
             (Some(pass), Some(keys)) => KeyMaterial::parse(cif.clone())
-                .and_then(|km| km.unwrap_keys(pass, 0))
+                .and_then(|km| km.unwrap_keys(pass.as_bytes(), 0))
                 .map(|newer| keys.refresh(newer))
                 .is_ok(),
             _ => false,
@@ -485,7 +493,7 @@ impl Receiver {
 
     fn delivery_time(&self, ts: i64) -> Option<Instant> {
         let b = self.base?;
-        Some(shift(b.at, ts - b.ts0) + self.cfg.latency)
+        Some(shift(b.at, ts.saturating_sub(b.ts0)) + self.cfg.latency)
     }
 
     /// The first packet present in the buffer: (index, its delivery time).
@@ -499,6 +507,15 @@ impl Receiver {
     /// The next payload due at `now`, in sequence order; skips (and counts) missing packets
     /// whose successors are due when too-late drop is on.
     pub fn poll_output(&mut self, now: Instant) -> Option<Bytes> {
+        debug_assert_eq!(
+            self.missing,
+            self.buf
+                .iter()
+                .filter(|s| matches!(s, Slot::Missing))
+                .count(),
+            "missing-slot counter out of step"
+        );
+        debug_assert!(self.buf.len() <= self.cfg.buffer_packets);
         self.check_idle(now);
         if self.closed.is_some() {
             return None;
@@ -538,17 +555,23 @@ impl Receiver {
 
     fn pop_head(&mut self) -> Option<Slot> {
         let s = self.buf.pop_front()?;
+        if matches!(s, Slot::Missing) {
+            self.missing = self.missing.saturating_sub(1);
+        }
         self.head = self.head.next();
         Some(s)
     }
 
     /// The sequence number up to which everything is received (exclusive).
     fn ack_seq(&self) -> SeqNo {
-        let n = self
-            .buf
-            .iter()
-            .position(|s| matches!(s, Slot::Missing))
-            .unwrap_or(self.buf.len());
+        let n = if self.missing == 0 {
+            self.buf.len()
+        } else {
+            self.buf
+                .iter()
+                .position(|s| matches!(s, Slot::Missing))
+                .unwrap_or(self.buf.len())
+        };
         self.head.add(n as u32)
     }
 
@@ -671,7 +694,8 @@ impl Receiver {
                     info: Some(AckInfo {
                         rtt: self.rtt_us as u32,
                         rtt_var: self.rtt_var_us as u32,
-                        buffer_available: (self.cfg.buffer_packets - self.buf.len()) as u32,
+                        buffer_available: self.cfg.buffer_packets.saturating_sub(self.buf.len())
+                            as u32,
                         rates: Some(AckRates {
                             packets_per_sec: self.pps,
                             // No packet-pair probing here: report the receive rate.
@@ -711,7 +735,7 @@ impl Receiver {
         if self.base.is_some() {
             t = t.min(self.next_ack);
         }
-        if self.buf.iter().any(|s| matches!(s, Slot::Missing)) {
+        if self.missing > 0 {
             t = t.min(self.next_nak);
         }
         let due = match self.buf.front() {
