@@ -42,12 +42,15 @@ enum Decision {
 }
 
 /// Publishes with `sender_pass` / `pbkeylen`; returns the rejection sent, if any, and
-/// srt-live-transmit's stderr.
+/// srt-live-transmit's stderr. With `drop_nth`, two of every n original data packets are
+/// discarded before the receiver sees them, so libsrt must act on our NAKs.
 fn run(
     sender_pass: Option<&str>,
     pbkeylen: u32,
     decision: Decision,
+    drop_nth: Option<u64>,
 ) -> Option<(RejectReason, String)> {
+    let mut originals = 0u64;
     let passphrase = match decision {
         Decision::Accept(p) => p,
         Decision::Reject(_) => None,
@@ -176,6 +179,15 @@ fn run(
                 }
             } else if let Some(r) = rx.as_mut() {
                 assert_eq!(pkt.dest(), SocketId(0x0200));
+                if let (Packet::Data(d), Some(n)) = (&pkt, drop_nth)
+                    && !d.retransmitted
+                {
+                    originals += 1;
+                    // Two in a row, so the NAK carries ranges as well.
+                    if originals % n < 2 {
+                        continue;
+                    }
+                }
                 r.handle_packet(now, pkt);
             }
         }
@@ -193,6 +205,10 @@ fn run(
     }
     if let Some(r) = &rx {
         eprintln!("stats {:?} rtt {:?}", r.stats(), r.rtt());
+        if drop_nth.is_some() {
+            assert!(r.stats().naks_sent > 0 && r.stats().retransmitted > 0);
+            assert_eq!(r.stats().dropped_too_late, 0);
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -216,7 +232,12 @@ fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
 #[test]
 fn libsrt_publisher_encrypted_aes128() {
     assert_eq!(
-        run(Some(PASSPHRASE), 16, Decision::Accept(Some(PASSPHRASE))),
+        run(
+            Some(PASSPHRASE),
+            16,
+            Decision::Accept(Some(PASSPHRASE)),
+            None
+        ),
         None
     );
 }
@@ -224,14 +245,19 @@ fn libsrt_publisher_encrypted_aes128() {
 #[test]
 fn libsrt_publisher_encrypted_aes256() {
     assert_eq!(
-        run(Some(PASSPHRASE), 32, Decision::Accept(Some(PASSPHRASE))),
+        run(
+            Some(PASSPHRASE),
+            32,
+            Decision::Accept(Some(PASSPHRASE)),
+            None
+        ),
         None
     );
 }
 
 #[test]
 fn libsrt_publisher_plain() {
-    assert_eq!(run(None, 0, Decision::Accept(None)), None);
+    assert_eq!(run(None, 0, Decision::Accept(None), None), None);
 }
 
 #[test]
@@ -240,6 +266,7 @@ fn libsrt_publisher_wrong_passphrase_gets_badsecret() {
         Some("not-the-passphrase"),
         16,
         Decision::Accept(Some(PASSPHRASE)),
+        None,
     ) {
         assert_eq!(reason, RejectReason::BADSECRET);
         // libsrt 1.5 names the reason it decoded from the handshake type field.
@@ -249,11 +276,24 @@ fn libsrt_publisher_wrong_passphrase_gets_badsecret() {
 
 #[test]
 fn libsrt_publisher_sees_forbidden() {
-    if let Some((reason, err)) = run(None, 0, Decision::Reject(RejectReason::FORBIDDEN)) {
+    if let Some((reason, err)) = run(None, 0, Decision::Reject(RejectReason::FORBIDDEN), None) {
         assert_eq!(reason, RejectReason::FORBIDDEN);
         assert!(
             err.contains("Application-defined rejection reason"),
             "{err}"
         );
     }
+}
+
+#[test]
+fn libsrt_publisher_recovers_losses_through_our_naks() {
+    assert_eq!(
+        run(
+            Some(PASSPHRASE),
+            16,
+            Decision::Accept(Some(PASSPHRASE)),
+            Some(13)
+        ),
+        None
+    );
 }
