@@ -168,10 +168,11 @@ fn run(
                         sock.send_to(&buf[..acc.len], from).unwrap();
                         peer = Some(from);
                         if rx.is_none() {
-                            let mut cfg = ReceiverConfig::new(acc.peer_socket, acc.peer_isn);
-                            cfg.latency = acc.latency;
-                            cfg.keys = acc.keys;
-                            cfg.passphrase = passphrase.map(|p| Passphrase::new(p).unwrap());
+                            let cfg = ReceiverConfig::from_accepted(
+                                &acc,
+                                passphrase.map(|p| Passphrase::new(p).unwrap()),
+                            );
+                            assert!(cfg.too_late_drop);
                             rx = Some(Receiver::new(cfg, now));
                         }
                     }

@@ -18,6 +18,7 @@
 //! Live mode only: every packet is a whole message (PP is not used for reassembly).
 
 use super::crypto::{KeyMaterial, Passphrase, SessionKeys};
+use super::handshake::{Accepted, SrtFlags};
 use super::packet::{
     Ack, AckInfo, AckRates, Control, ControlPacket, DataPacket, KeyFlags, LossEntry, LossList,
     Packet, SeqNo, SocketId, Timestamp, control_type,
@@ -92,6 +93,18 @@ impl ReceiverConfig {
             passphrase: None,
         }
     }
+
+    /// The configuration an accepted handshake negotiated: peer socket, ISN, latency, keys,
+    /// and too-late drop when the caller asked for it. `passphrase` serves key refreshes.
+    pub fn from_accepted(acc: &Accepted, passphrase: Option<Passphrase>) -> Self {
+        Self {
+            latency: acc.latency,
+            too_late_drop: acc.peer_flags.has(SrtFlags::TLPKTDROP),
+            keys: acc.keys.clone(),
+            passphrase,
+            ..Self::new(acc.peer_socket, acc.peer_isn)
+        }
+    }
 }
 
 /// Why a connection closed.
@@ -118,7 +131,8 @@ pub struct ReceiverStats {
     pub retransmitted: u64,
     /// Packets received twice, or after their slot was delivered or dropped.
     pub duplicates: u64,
-    /// Sequence numbers detected missing.
+    /// Sequence numbers detected missing (a reordered packet counts here too, before it
+    /// arrives late).
     pub lost: u64,
     /// Missing packets given up at their delivery time (TLPKTDROP).
     pub dropped_too_late: u64,
