@@ -924,6 +924,15 @@ mod tests {
         assert!(decode_stream_id(&[b'a'; MAX_STREAM_ID_LEN + 4]).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn stream_id_roundtrip(id in proptest::collection::vec(1u8..=255, 0..MAX_STREAM_ID_LEN)) {
+            let wire = encode_stream_id(&id);
+            proptest::prop_assert_eq!(wire.len(), id.len().div_ceil(4) * 4);
+            proptest::prop_assert_eq!(decode_stream_id(&wire).unwrap(), id);
+        }
+    }
+
     #[test]
     fn handshake_type_codes() {
         assert_eq!(HandshakeType::from_wire(1), HandshakeType::Induction);
