@@ -736,7 +736,8 @@ impl Receiver {
         None
     }
 
-    /// When the engine should call the `poll_*` functions next, absent new packets.
+    /// When the engine should call the `poll_*` functions next, absent new packets. The
+    /// instant may already be past (something is due now); `None` once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.shutdown_due {
             return Some(self.start);
