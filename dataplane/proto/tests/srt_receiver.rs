@@ -518,9 +518,16 @@ fn keepalive_answered_idle_times_out_shutdown_closes() {
 
     let mut rx = rx_at(t0, 100);
     rx.handle_data(t0, data(100, 0, false));
+    rx.handle_data(t0, data(102, 2_000, false));
     rx.handle_control(t0, &ctl(Control::Shutdown));
     assert_eq!(rx.closed(), Some(CloseReason::PeerShutdown));
-    assert_eq!(rx.poll_output(t0 + Duration::from_secs(1)), None);
+    // Drained at once, before TSBPD time, skipping the hole; nothing is accepted after.
+    rx.handle_data(t0, data(101, 1_000, true));
+    let got: Vec<_> = std::iter::from_fn(|| rx.poll_output(t0))
+        .map(|p| p[3])
+        .collect();
+    assert_eq!(got, vec![100, 102]);
+    assert_eq!(transmit_all(&mut rx, t0), vec![]);
 
     let mut rx = rx_at(t0, 100);
     rx.close();

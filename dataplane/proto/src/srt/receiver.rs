@@ -275,7 +275,9 @@ impl Receiver {
         )
     }
 
-    /// `Some` once the connection is closed; nothing more comes out of `poll_output`.
+    /// `Some` once the connection is closed. After a peer SHUTDOWN, `poll_output` still
+    /// drains what was received (at once, in order); after an idle timeout or a local close
+    /// it gives nothing more.
     pub fn closed(&self) -> Option<CloseReason> {
         self.closed
     }
@@ -531,8 +533,20 @@ impl Receiver {
         );
         debug_assert!(self.buf.len() <= self.cfg.buffer_packets);
         self.check_idle(now);
-        if self.closed.is_some() {
-            return None;
+        match self.closed {
+            None => {}
+            // The sender finished cleanly: nothing more will arrive, so what was received
+            // is handed out at once, in order, without waiting for TSBPD or for holes.
+            Some(CloseReason::PeerShutdown) => {
+                while let Some(slot) = self.pop_head() {
+                    if let Slot::Ready { payload, .. } = slot {
+                        self.stats.packets_delivered += 1;
+                        return Some(payload);
+                    }
+                }
+                return None;
+            }
+            Some(_) => return None,
         }
         loop {
             match self.buf.front()? {
