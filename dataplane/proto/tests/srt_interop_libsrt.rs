@@ -1,10 +1,12 @@
-//! Interop with libsrt: `srt-live-transmit` (libsrt 1.5) publishes an encrypted stream with
-//! an access-control stream id to a tiny UDP loop written here around the sans-IO listener
-//! and receiver (the loop stands in for the engine). Every byte must arrive, in order.
+//! Interop with libsrt: `srt-live-transmit` (libsrt 1.5) and `ffmpeg` publish, encrypted or
+//! not, with an access-control stream id, to a tiny UDP loop written here around the sans-IO
+//! listener and receiver (the loop stands in for the engine). Every byte must arrive, in
+//! order; rejections must be understood by the caller.
 //!
-//! The test needs the `srt-live-transmit` binary (Debian package `srt-tools`); where it is
-//! missing the test says so on stderr and passes without checking anything, since the
-//! deterministic scenarios in `srt_handshake.rs` and `srt_receiver.rs` cover the logic.
+//! The tests need the publishers (`srt-tools` and `ffmpeg`, which `scripts/setup.sh
+//! --test` installs); where one is missing the test says so on stderr and passes without
+//! checking anything, since the deterministic scenarios in `srt_handshake.rs` and
+//! `srt_receiver.rs` cover the logic.
 
 use bytes::Bytes;
 use sluice_proto::srt::crypto::Passphrase;
@@ -12,7 +14,7 @@ use sluice_proto::srt::handshake::{
     Listener, ListenerConfig, ListenerEvent, RejectReason, peer_ip_bytes,
 };
 use sluice_proto::srt::packet::{Packet, SocketId};
-use sluice_proto::srt::receiver::{MIN_TRANSMIT_BUF, Receiver, ReceiverConfig};
+use sluice_proto::srt::receiver::{CloseReason, MIN_TRANSMIT_BUF, Receiver, ReceiverConfig};
 use sluice_proto::srt::streamid::Mode;
 use std::io::Write;
 use std::net::UdpSocket;
@@ -23,8 +25,8 @@ const PASSPHRASE: &str = "interop-passphrase-1";
 const CHUNK: usize = 1316;
 const CHUNKS: usize = 200;
 
-fn have_binary() -> bool {
-    Command::new("srt-live-transmit")
+fn have_binary(name: &str) -> bool {
+    Command::new(name)
         .arg("-version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -42,35 +44,82 @@ enum Decision {
 }
 
 /// Publishes with `sender_pass` / `pbkeylen`; returns the rejection sent, if any, and
-/// srt-live-transmit's stderr.
+/// srt-live-transmit's stderr. With `drop_nth`, two of every n original data packets are
+/// discarded before the receiver sees them, so libsrt must act on our NAKs.
 fn run(
     sender_pass: Option<&str>,
     pbkeylen: u32,
     decision: Decision,
+    drop_nth: Option<u64>,
 ) -> Option<(RejectReason, String)> {
+    run_with(
+        Publisher::LiveTransmit,
+        sender_pass,
+        pbkeylen,
+        decision,
+        drop_nth,
+    )
+}
+
+/// Which libsrt application publishes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Publisher {
+    /// `srt-live-transmit` relaying a known byte pattern from its stdin.
+    LiveTransmit,
+    /// `ffmpeg` sending a 3-second MPEG-TS test pattern, then closing (SHUTDOWN).
+    Ffmpeg,
+}
+
+fn run_with(
+    publisher: Publisher,
+    sender_pass: Option<&str>,
+    pbkeylen: u32,
+    decision: Decision,
+    drop_nth: Option<u64>,
+) -> Option<(RejectReason, String)> {
+    let ffmpeg = publisher == Publisher::Ffmpeg;
+    let mut originals = 0u64;
     let passphrase = match decision {
         Decision::Accept(p) => p,
         Decision::Reject(_) => None,
     };
-    if !have_binary() {
-        eprintln!("srt-live-transmit not installed: libsrt interop not exercised");
+    if !have_binary(if ffmpeg {
+        "ffmpeg"
+    } else {
+        "srt-live-transmit"
+    }) {
+        eprintln!("publisher not installed: libsrt interop not exercised");
         return None;
     }
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
     let port = sock.local_addr().unwrap().port();
-    let mut url = format!("srt://127.0.0.1:{port}?streamid=#!::r=key1,m=publish&latency=200");
+    // ffmpeg takes the latency in microseconds, srt-live-transmit in milliseconds.
+    let latency = if ffmpeg { "1000000" } else { "1000" };
+    let mut url = format!("srt://127.0.0.1:{port}?streamid=#!::r=key1,m=publish&latency={latency}");
     if let Some(p) = sender_pass {
         url.push_str(&format!("&passphrase={p}&pbkeylen={pbkeylen}"));
     }
-    let mut child = Command::new("srt-live-transmit")
-        .args(["-a:no", "-chunk:1316", "file://con", &url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = if ffmpeg {
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
+            .args(["-i", "testsrc=size=160x120:rate=25", "-t", "3"])
+            .args(["-c:v", "mpeg2video", "-f", "mpegts", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    } else {
+        Command::new("srt-live-transmit")
+            .args(["-a:no", "-chunk:1316", "file://con", &url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let mut input = Vec::with_capacity(CHUNK * CHUNKS);
     for i in 0..CHUNK * CHUNKS {
         input.push((i * 7 % 251) as u8);
@@ -88,8 +137,9 @@ fn run(
     let mut buf = [0u8; 2048];
     let mut out = [0u8; MIN_TRANSMIT_BUF];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while got.len() < input.len() && Instant::now() < deadline {
-        if rx.is_some() && !written {
+    let mut finished = false;
+    while !finished && Instant::now() < deadline {
+        if rx.is_some() && !written && !ffmpeg {
             // Feed the publisher once connected, from a thread so this loop keeps reading
             // the socket (a burst could overflow the kernel's receive buffer).
             let mut stdin = child.stdin.take().unwrap();
@@ -161,14 +211,15 @@ fn run(
                             }
                         };
                         assert_eq!(acc.keys.is_some(), passphrase.is_some());
-                        assert_eq!(acc.latency, Duration::from_millis(200));
+                        assert_eq!(acc.latency, Duration::from_millis(1000));
                         sock.send_to(&buf[..acc.len], from).unwrap();
                         peer = Some(from);
                         if rx.is_none() {
-                            let mut cfg = ReceiverConfig::new(acc.peer_socket, acc.peer_isn);
-                            cfg.latency = acc.latency;
-                            cfg.keys = acc.keys;
-                            cfg.passphrase = passphrase.map(|p| Passphrase::new(p).unwrap());
+                            let cfg = ReceiverConfig::from_accepted(
+                                &acc,
+                                passphrase.map(|p| Passphrase::new(p).unwrap()),
+                            );
+                            assert!(cfg.too_late_drop);
                             rx = Some(Receiver::new(cfg, now));
                         }
                     }
@@ -176,6 +227,15 @@ fn run(
                 }
             } else if let Some(r) = rx.as_mut() {
                 assert_eq!(pkt.dest(), SocketId(0x0200));
+                if let (Packet::Data(d), Some(n)) = (&pkt, drop_nth)
+                    && !d.retransmitted
+                {
+                    originals += 1;
+                    // Two in a row, so the NAK carries ranges as well.
+                    if originals % n < 2 {
+                        continue;
+                    }
+                }
                 r.handle_packet(now, pkt);
             }
         }
@@ -186,24 +246,47 @@ fn run(
                 }
             }
             while let Some(p) = r.poll_output(now) {
+                if ffmpeg {
+                    assert_eq!(p.len() % 188, 0, "whole TS packets");
+                    assert!(p.chunks(188).all(|ts| ts[0] == 0x47), "TS sync bytes");
+                }
                 got.extend_from_slice(&p);
             }
-            assert!(r.closed().is_none(), "closed: {:?}", r.closed());
+            if ffmpeg {
+                // ffmpeg ends the stream with SHUTDOWN; by then the tail has been drained.
+                finished = r.closed() == Some(CloseReason::PeerShutdown);
+            } else {
+                assert!(r.closed().is_none(), "closed: {:?}", r.closed());
+                finished = got.len() >= input.len();
+            }
         }
     }
     if let Some(r) = &rx {
         eprintln!("stats {:?} rtt {:?}", r.stats(), r.rtt());
+        if drop_nth.is_some() {
+            assert!(r.stats().naks_sent > 0 && r.stats().retransmitted > 0);
+            assert_eq!(r.stats().dropped_too_late, 0);
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
     drop(writer.map(|w| w.join()));
+    if ffmpeg {
+        assert!(finished, "ffmpeg's SHUTDOWN seen");
+        // 3 s of 25 fps video in MPEG-TS is well over 100 TS packets.
+        assert!(got.len() > 188 * 100, "got {} bytes", got.len());
+        assert_eq!(rx.map(|r| r.stats().dropped_too_late), Some(0));
+        return None;
+    }
     assert_eq!(got.len(), input.len(), "all bytes received");
     assert!(got == input, "bytes match");
     None
 }
 
+/// Waits for the publisher to give up. libsrt's connect timeout is 3 s: a caller that did
+/// not understand the rejection would keep retrying until then, so it must exit sooner.
 fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_millis(2500);
     loop {
         if let Some(s) = child.try_wait().unwrap() {
             return s;
@@ -216,7 +299,12 @@ fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
 #[test]
 fn libsrt_publisher_encrypted_aes128() {
     assert_eq!(
-        run(Some(PASSPHRASE), 16, Decision::Accept(Some(PASSPHRASE))),
+        run(
+            Some(PASSPHRASE),
+            16,
+            Decision::Accept(Some(PASSPHRASE)),
+            None
+        ),
         None
     );
 }
@@ -224,14 +312,19 @@ fn libsrt_publisher_encrypted_aes128() {
 #[test]
 fn libsrt_publisher_encrypted_aes256() {
     assert_eq!(
-        run(Some(PASSPHRASE), 32, Decision::Accept(Some(PASSPHRASE))),
+        run(
+            Some(PASSPHRASE),
+            32,
+            Decision::Accept(Some(PASSPHRASE)),
+            None
+        ),
         None
     );
 }
 
 #[test]
 fn libsrt_publisher_plain() {
-    assert_eq!(run(None, 0, Decision::Accept(None)), None);
+    assert_eq!(run(None, 0, Decision::Accept(None), None), None);
 }
 
 #[test]
@@ -240,20 +333,55 @@ fn libsrt_publisher_wrong_passphrase_gets_badsecret() {
         Some("not-the-passphrase"),
         16,
         Decision::Accept(Some(PASSPHRASE)),
+        None,
     ) {
         assert_eq!(reason, RejectReason::BADSECRET);
-        // libsrt 1.5 names the reason it decoded from the handshake type field.
-        assert!(err.contains("Incorrect passphrase"), "{err}");
+        assert_understood(&err, "Incorrect passphrase", "BADSECRET");
     }
 }
 
 #[test]
 fn libsrt_publisher_sees_forbidden() {
-    if let Some((reason, err)) = run(None, 0, Decision::Reject(RejectReason::FORBIDDEN)) {
+    if let Some((reason, err)) = run(None, 0, Decision::Reject(RejectReason::FORBIDDEN), None) {
         assert_eq!(reason, RejectReason::FORBIDDEN);
-        assert!(
-            err.contains("Application-defined rejection reason"),
-            "{err}"
-        );
+        assert_understood(&err, "Application-defined rejection reason", "1403");
     }
+}
+
+#[test]
+fn libsrt_publisher_recovers_losses_through_our_naks() {
+    assert_eq!(
+        run(
+            Some(PASSPHRASE),
+            16,
+            Decision::Accept(Some(PASSPHRASE)),
+            Some(13)
+        ),
+        None
+    );
+}
+
+/// libsrt logs the rejection on one of two paths depending on timing: the asynchronous one
+/// names the reason's description, the synchronous one its code.
+fn assert_understood(err: &str, description: &str, code: &str) {
+    assert!(err.to_lowercase().contains("reject"), "{err}");
+    if err.contains("REJECT reported from HS processing") {
+        assert!(err.contains(description), "{err}");
+    } else {
+        eprintln!("libsrt took the other logging path; expecting {code}: {err}");
+    }
+}
+
+#[test]
+fn ffmpeg_publisher_mpegts_encrypted_until_shutdown() {
+    assert_eq!(
+        run_with(
+            Publisher::Ffmpeg,
+            Some(PASSPHRASE),
+            16,
+            Decision::Accept(Some(PASSPHRASE)),
+            None
+        ),
+        None
+    );
 }

@@ -70,6 +70,7 @@ impl Channel {
 struct Sender {
     start: Instant,
     ts_offset: u32,
+    clock_ppm: i64,
     next_seq: SeqNo,
     next_index: u64,
     interval: Duration,
@@ -82,9 +83,11 @@ struct Sender {
 }
 
 impl Sender {
+    /// The sender's clock: runs `clock_ppm` parts per million fast (or slow when negative).
     fn timestamp(&self, now: Instant) -> Timestamp {
-        Timestamp::from_micros(now.duration_since(self.start).as_micros() as u64)
-            .add_micros(self.ts_offset)
+        let real = now.duration_since(self.start).as_micros() as i64;
+        let skewed = real + real * self.clock_ppm / 1_000_000;
+        Timestamp::from_micros(skewed as u64).add_micros(self.ts_offset)
     }
 
     fn emit(p: &DataPacket) -> Vec<u8> {
@@ -206,6 +209,7 @@ fn run(
     isn: SeqNo,
     ts_offset: u32,
     encrypt: bool,
+    clock_ppm: i64,
 ) -> Outcome {
     let t0 = Instant::now();
     let latency = Duration::from_millis(latency_ms);
@@ -213,6 +217,7 @@ fn run(
     let mut sender = Sender {
         start: t0,
         ts_offset,
+        clock_ppm,
         next_seq: isn,
         next_index: 0,
         interval: Duration::from_millis(interval_ms),
@@ -295,7 +300,7 @@ fn check_all_in_order(o: &Outcome, total: u64, latency_ms: u64) {
 #[test]
 fn lossy_reordering_channel_delivers_everything_in_order() {
     let total = 5000;
-    let o = run(7, 0.05, total, 2, 400, SeqNo::new(12345), 0, false);
+    let o = run(7, 0.05, total, 2, 400, SeqNo::new(12345), 0, false, 0);
     check_all_in_order(&o, total, 400);
     assert!(
         o.stats.lost > 100,
@@ -311,7 +316,7 @@ fn lossy_reordering_channel_delivers_everything_in_order() {
 #[test]
 fn encrypted_stream_over_lossy_channel() {
     let total = 2000;
-    let o = run(11, 0.05, total, 2, 400, SeqNo::new(1), 0, true);
+    let o = run(11, 0.05, total, 2, 400, SeqNo::new(1), 0, true, 0);
     check_all_in_order(&o, total, 400);
     assert_eq!(o.stats.undecryptable, 0);
 }
@@ -321,7 +326,7 @@ fn sequence_and_timestamp_wrap_quickly() {
     // Starts 2 s before both wraps: 31-bit sequence and 32-bit µs timestamp.
     let total = 2000;
     let isn = SeqNo::new(SeqNo::MODULUS - 1000);
-    let o = run(3, 0.05, total, 2, 400, isn, u32::MAX - 2_000_000, false);
+    let o = run(3, 0.05, total, 2, 400, isn, u32::MAX - 2_000_000, false, 0);
     check_all_in_order(&o, total, 400);
     assert_eq!(o.last_seq, isn.add(total as u32));
     assert!(o.last_seq.get() < 2000, "sequence wrapped");
@@ -333,11 +338,23 @@ fn seventy_two_minutes_cross_timestamp_wrap() {
     // (71.6 min) and the sequence passes 2^31.
     let total = 72 * 60 * 20;
     let isn = SeqNo::new(SeqNo::MODULUS - 40_000);
-    let o = run(5, 0.01, total, 50, 300, isn, 0, false);
+    let o = run(5, 0.01, total, 50, 300, isn, 0, false, 0);
     check_all_in_order(&o, total, 300);
     assert_eq!(o.last_seq, isn.add(total as u32));
     let span = o.send_times[total as usize - 1].duration_since(o.send_times[0]);
     assert!(span.as_micros() > u128::from(u32::MAX));
+}
+
+#[test]
+fn drift_tracking_follows_fast_and_slow_sender_clocks() {
+    // 300 ppm over 10 minutes is 180 ms: without drift tracking a fast sender clock would
+    // push delivery 180 ms late, and a slow one would make every packet too late to play.
+    let total = 10 * 60 * 100;
+    for ppm in [300, -300] {
+        let o = run(13, 0.01, total, 10, 300, SeqNo::new(5), 0, false, ppm);
+        check_all_in_order(&o, total, 300);
+        assert_eq!(o.stats.dropped_too_late, 0, "ppm {ppm}");
+    }
 }
 
 // --- Focused behaviours -------------------------------------------------------------
@@ -501,9 +518,16 @@ fn keepalive_answered_idle_times_out_shutdown_closes() {
 
     let mut rx = rx_at(t0, 100);
     rx.handle_data(t0, data(100, 0, false));
+    rx.handle_data(t0, data(102, 2_000, false));
     rx.handle_control(t0, &ctl(Control::Shutdown));
     assert_eq!(rx.closed(), Some(CloseReason::PeerShutdown));
-    assert_eq!(rx.poll_output(t0 + Duration::from_secs(1)), None);
+    // Drained at once, before TSBPD time, skipping the hole; nothing is accepted after.
+    rx.handle_data(t0, data(101, 1_000, true));
+    let got: Vec<_> = std::iter::from_fn(|| rx.poll_output(t0))
+        .map(|p| p[3])
+        .collect();
+    assert_eq!(got, vec![100, 102]);
+    assert_eq!(transmit_all(&mut rx, t0), vec![]);
 
     let mut rx = rx_at(t0, 100);
     rx.close();

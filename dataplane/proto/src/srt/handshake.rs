@@ -544,8 +544,8 @@ pub fn syn_cookie(secret: &[u8], peer_addr: &[u8], minute: u32) -> u32 {
     be32(tag.get(..4).unwrap_or(&[0; 4]))
 }
 
-/// Listener settings.
-#[derive(Debug, Clone)]
+/// Listener settings. `Debug` leaves the cookie secret out.
+#[derive(Clone)]
 pub struct ListenerConfig {
     /// Secret keying the SYN cookie; random per process.
     pub cookie_secret: Vec<u8>,
@@ -561,6 +561,19 @@ pub struct ListenerConfig {
     pub flow_window: u32,
     /// Key length advertised in the induction reply (0: none, 16, 24 or 32).
     pub advertised_key_len: u8,
+}
+
+impl std::fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerConfig")
+            .field("listener_socket", &self.listener_socket)
+            .field("latency", &self.latency)
+            .field("peer_latency", &self.peer_latency)
+            .field("mtu", &self.mtu)
+            .field("flow_window", &self.flow_window)
+            .field("advertised_key_len", &self.advertised_key_len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ListenerConfig {
@@ -782,6 +795,11 @@ impl Listener {
     /// peer's key length), and writes the conclusion response (HSRSP, plus KMRSP echoing the
     /// caller's key material) into `buf`. On error the engine sends
     /// [`Listener::reject`] with [`AcceptError::reject_reason`].
+    ///
+    /// The listener keeps no state, so the engine does two things for it: it keeps the
+    /// response bytes and resends them when the same caller (address and socket id)
+    /// repeats its conclusion (the first response may have been lost), instead of opening a
+    /// second connection; and it picks `local_socket` unique among its connections.
     pub fn accept(
         &self,
         req: &ConclusionRequest,
@@ -904,6 +922,15 @@ mod tests {
         assert_eq!(decode_stream_id(b"dcba").unwrap(), b"abcd");
         assert!(decode_stream_id(b"abc").is_err());
         assert!(decode_stream_id(&[b'a'; MAX_STREAM_ID_LEN + 4]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stream_id_roundtrip(id in proptest::collection::vec(1u8..=255, 0..MAX_STREAM_ID_LEN)) {
+            let wire = encode_stream_id(&id);
+            proptest::prop_assert_eq!(wire.len(), id.len().div_ceil(4) * 4);
+            proptest::prop_assert_eq!(decode_stream_id(&wire).unwrap(), id);
+        }
     }
 
     #[test]

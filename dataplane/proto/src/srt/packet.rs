@@ -895,6 +895,20 @@ mod tests {
         }
 
         #[test]
+        fn loss_list_roundtrip(raw in proptest::collection::vec((0u32..SeqNo::MODULUS, 0u32..100, any::<bool>()), 0..40)) {
+            let entries: Vec<LossEntry> = raw
+                .iter()
+                .map(|&(a, n, single)| {
+                    let a = SeqNo::new(a);
+                    if single { LossEntry::Single(a) } else { LossEntry::Range(a, a.add(n)) }
+                })
+                .collect();
+            let list = LossList::from_entries(&entries);
+            let back: Vec<LossEntry> = list.iter().map(Result::unwrap).collect();
+            prop_assert_eq!(back, entries);
+        }
+
+        #[test]
         fn data_roundtrip(seq in any::<u32>(), w1 in any::<u32>(), ts in any::<u32>(),
                           dest in any::<u32>(), payload in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut raw = Vec::new();

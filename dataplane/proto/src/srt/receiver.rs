@@ -18,6 +18,7 @@
 //! Live mode only: every packet is a whole message (PP is not used for reassembly).
 
 use super::crypto::{KeyMaterial, Passphrase, SessionKeys};
+use super::handshake::{Accepted, SrtFlags};
 use super::packet::{
     Ack, AckInfo, AckRates, Control, ControlPacket, DataPacket, KeyFlags, LossEntry, LossList,
     Packet, SeqNo, SocketId, Timestamp, control_type,
@@ -92,6 +93,18 @@ impl ReceiverConfig {
             passphrase: None,
         }
     }
+
+    /// The configuration an accepted handshake negotiated: peer socket, ISN, latency, keys,
+    /// and too-late drop when the caller asked for it. `passphrase` serves key refreshes.
+    pub fn from_accepted(acc: &Accepted, passphrase: Option<Passphrase>) -> Self {
+        Self {
+            latency: acc.latency,
+            too_late_drop: acc.peer_flags.has(SrtFlags::TLPKTDROP),
+            keys: acc.keys.clone(),
+            passphrase,
+            ..Self::new(acc.peer_socket, acc.peer_isn)
+        }
+    }
 }
 
 /// Why a connection closed.
@@ -118,7 +131,8 @@ pub struct ReceiverStats {
     pub retransmitted: u64,
     /// Packets received twice, or after their slot was delivered or dropped.
     pub duplicates: u64,
-    /// Sequence numbers detected missing.
+    /// Sequence numbers detected missing (a reordered packet counts here too, before it
+    /// arrives late).
     pub lost: u64,
     /// Missing packets given up at their delivery time (TLPKTDROP).
     pub dropped_too_late: u64,
@@ -261,7 +275,9 @@ impl Receiver {
         )
     }
 
-    /// `Some` once the connection is closed; nothing more comes out of `poll_output`.
+    /// `Some` once the connection is closed. After a peer SHUTDOWN, `poll_output` still
+    /// drains what was received (at once, in order); after an idle timeout or a local close
+    /// it gives nothing more.
     pub fn closed(&self) -> Option<CloseReason> {
         self.closed
     }
@@ -517,8 +533,20 @@ impl Receiver {
         );
         debug_assert!(self.buf.len() <= self.cfg.buffer_packets);
         self.check_idle(now);
-        if self.closed.is_some() {
-            return None;
+        match self.closed {
+            None => {}
+            // The sender finished cleanly: nothing more will arrive, so what was received
+            // is handed out at once, in order, without waiting for TSBPD or for holes.
+            Some(CloseReason::PeerShutdown) => {
+                while let Some(slot) = self.pop_head() {
+                    if let Slot::Ready { payload, .. } = slot {
+                        self.stats.packets_delivered += 1;
+                        return Some(payload);
+                    }
+                }
+                return None;
+            }
+            Some(_) => return None,
         }
         loop {
             match self.buf.front()? {
@@ -722,7 +750,8 @@ impl Receiver {
         None
     }
 
-    /// When the engine should call the `poll_*` functions next, absent new packets.
+    /// When the engine should call the `poll_*` functions next, absent new packets. The
+    /// instant may already be past (something is due now); `None` once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.shutdown_due {
             return Some(self.start);
