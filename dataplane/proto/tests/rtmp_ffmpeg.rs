@@ -1,19 +1,21 @@
-//! Interop with real ffmpeg output: FLV files parsed with `flv` and checked against ffprobe,
-//! and a live `ffmpeg -f flv rtmp://...` push served by `rtmp::session` over loopback TCP
-//! (the socket loop lives in this test; the session itself stays sans-IO).
+//! Interop with real publishers: FLV files from ffmpeg parsed with `flv` and checked against
+//! ffprobe, and live pushes (`ffmpeg -f flv rtmp://...`, GStreamer `rtmpsink` / `rtmp2sink`)
+//! served by `rtmp::session` over loopback TCP (the socket loop lives in this test; the
+//! session itself stays sans-IO).
 //!
-//! Requires `ffmpeg` and `ffprobe` on PATH (CI installs them); the tests fail with a clear
-//! message otherwise. Media is generated into a temporary directory and deleted.
+//! Requires `ffmpeg`, `ffprobe` and `gst-launch-1.0` (with x264enc and voaacenc) on PATH; the
+//! tests fail with a clear message otherwise. Media is generated into a temporary directory and deleted.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_proto::flv::{FileTagReader, FlvDemuxer, TAG_AUDIO, TAG_VIDEO};
 use sluice_proto::media::{MediaEvent, VideoCodec};
+use sluice_proto::rtmp::handshake::HandshakeKind;
 use sluice_proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
 struct TempDir(PathBuf);
@@ -34,7 +36,11 @@ impl Drop for TempDir {
 
 fn tool(name: &str) -> Command {
     let ok = Command::new(name)
-        .arg("-version")
+        .arg(if name.starts_with("gst") {
+            "--version"
+        } else {
+            "-version"
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -42,7 +48,7 @@ fn tool(name: &str) -> Command {
         .unwrap_or(false);
     assert!(
         ok,
-        "`{name}` is required for this test but was not found on PATH; install ffmpeg"
+        "`{name}` is required for this test but was not found on PATH; install ffmpeg and GStreamer (gstreamer1.0-tools, -plugins-good, -plugins-bad, -plugins-ugly)"
     );
     Command::new(name)
 }
@@ -209,21 +215,13 @@ fn ffmpeg_hevc_flv_matches_ffprobe_when_supported() {
     }
 }
 
-#[test]
-fn ffmpeg_rtmp_push_is_served_by_session() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut child = tool("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(LAVFI_ARGS)
-        .args([
-            "-t", "2", "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "flv",
-        ])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/sk-live?token=t1"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Accepts one connection on `listener`, serves it with a `ServerSession` (accepting the
+/// publish of `expect_key`) until the peer closes, and waits for `child` to exit.
+fn serve_one(
+    listener: TcpListener,
+    mut child: Child,
+    expect_key: &str,
+) -> (Vec<SessionEvent>, ServerSession) {
     let (mut sock, _) = listener.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -242,35 +240,29 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
             .unwrap();
         while let Some(ev) = session.poll_event() {
             if let SessionEvent::PublishRequested {
-                stream_key,
-                query,
-                app,
-                ..
+                stream_key, app, ..
             } = &ev
             {
-                assert_eq!(
-                    (stream_key.as_str(), query.as_deref(), app.as_str()),
-                    ("sk-live", Some("token=t1"), "live")
-                );
+                assert_eq!((stream_key.as_str(), app.as_str()), (expect_key, "live"));
                 session.accept_publish();
             }
             events.push(ev);
         }
         while let Some(out) = session.poll_transmit() {
-            // ffmpeg may already have closed after its last message.
+            // The peer may already have closed after its last message.
             let _ = sock.write_all(&out);
         }
     }
     let status = child.wait().unwrap();
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(status.success(), "ffmpeg failed: {stderr}");
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    assert!(status.success(), "publisher failed: {stderr}");
+    (events, session)
+}
 
+fn count(events: &[SessionEvent]) -> (usize, usize) {
     let video = events
         .iter()
         .filter(|e| matches!(e, SessionEvent::Media(MediaEvent::Video(_))))
@@ -279,6 +271,34 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
         .iter()
         .filter(|e| matches!(e, SessionEvent::Media(MediaEvent::Audio(_))))
         .count();
+    (video, audio)
+}
+
+#[test]
+fn ffmpeg_rtmp_push_is_served_by_session() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let child = tool("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(LAVFI_ARGS)
+        .args([
+            "-t", "2", "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "flv",
+        ])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/sk-live?token=t1"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (events, session) = serve_one(listener, child, "sk-live");
+    // ffmpeg speaks the digest handshake and checks our S1/S2 digests.
+    assert!(matches!(
+        session.handshake_kind(),
+        Some(HandshakeKind::Digest(_))
+    ));
+    assert!(events.iter().any(
+        |e| matches!(e, SessionEvent::PublishRequested { query: Some(q), .. } if q == "token=t1")
+    ));
+    let (video, audio) = count(&events);
     assert_eq!(video, 50);
     assert!(audio >= 85, "about 2 s of 44.1 kHz AAC, got {audio} frames");
     assert!(
@@ -292,4 +312,43 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
     ));
     assert_eq!(events.last(), Some(&SessionEvent::Unpublished));
     assert!(session.bytes_in() > 10_000 && session.bytes_out() > 3000);
+}
+
+/// GStreamer's `rtmpsink` is built on librtmp, the library OBS's RTMP output derives from;
+/// `rtmp2sink` is GStreamer's own client.
+fn gst_push(sink: &str) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pipeline = format!(
+        "videotestsrc num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc key-int-max=25 ! h264parse ! flvmux name=m streamable=true ! \
+         {sink} location=rtmp://127.0.0.1:{port}/live/sk-gst \
+         audiotestsrc num-buffers=40 ! voaacenc ! aacparse ! m."
+    );
+    let child = tool("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (events, _) = serve_one(listener, child, "sk-gst");
+    let (video, audio) = count(&events);
+    assert_eq!(video, 50, "{sink}");
+    assert!(audio > 30, "{sink}: {audio} audio frames");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Media(MediaEvent::VideoConfig(_))))
+    );
+}
+
+#[test]
+fn gstreamer_librtmp_push_is_served_by_session() {
+    gst_push("rtmpsink");
+}
+
+#[test]
+fn gstreamer_rtmp2_push_is_served_by_session() {
+    gst_push("rtmp2sink");
 }

@@ -48,7 +48,7 @@ use thiserror::Error;
 use super::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStreamId, Message, MessageStreamId,
 };
-use super::handshake::{HandshakeError, RANDOM_SIZE, ServerHandshake};
+use super::handshake::{HandshakeError, HandshakeKind, RANDOM_SIZE, ServerHandshake};
 use super::message::{
     BandwidthLimit, Command, MessageError, MessageType, ProtocolControl, TimestampUnwrapper,
     UserControl,
@@ -342,6 +342,11 @@ impl ServerSession {
     /// True after a rejected publish: drain the output, then close.
     pub fn is_closed(&self) -> bool {
         self.state == SessionState::Rejected
+    }
+
+    /// The client's handshake flavour, once C1 has arrived.
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        self.handshake.kind()
     }
 
     /// Bytes received from the peer so far.
