@@ -25,6 +25,29 @@
 //! }
 //! ```
 //!
+//! The same loop on in-memory bytes:
+//! ```
+//! use bytes::Bytes;
+//! use sluice_proto::rtmp::session::{BAD_NAME, ServerSession, SessionConfig, SessionEvent};
+//!
+//! let mut s = ServerSession::new(SessionConfig::default(), [0u8; 1528]);
+//! // C0 and a plain C1 from the peer, in two reads.
+//! s.handle_input(Bytes::from_static(&[3]))?;
+//! s.handle_input(Bytes::from(vec![0u8; 1536]))?;
+//! let s0s1s2 = s.poll_transmit().expect("handshake reply");
+//! assert_eq!(s0s1s2.len(), 1 + 2 * 1536);
+//! while let Some(ev) = s.poll_event() {
+//!     if let SessionEvent::PublishRequested { stream_key, .. } = ev {
+//!         if stream_key == "known" {
+//!             s.accept_publish();
+//!         } else {
+//!             s.reject_publish(BAD_NAME, "unknown stream key");
+//!         }
+//!     }
+//! }
+//! # Ok::<(), sluice_proto::rtmp::session::SessionError>(())
+//! ```
+//!
 //! Sequence handled: handshake → `connect` (answered with Window Acknowledgement Size, Set Peer
 //! Bandwidth, Set Chunk Size and `_result` NetConnection.Connect.Success) → `releaseStream` /
 //! `FCPublish` (`_result`) → `createStream` (`_result` with the stream id) → `publish`
