@@ -352,3 +352,148 @@ fn gstreamer_librtmp_push_is_served_by_session() {
 fn gstreamer_rtmp2_push_is_served_by_session() {
     gst_push("rtmp2sink");
 }
+
+/// Splits an Annex B byte stream at start codes.
+fn annexb_nalus(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(data.len(), |&n| n - 3);
+        while end > s && data[end - 1] == 0 {
+            end -= 1; // trailing zero of a 4-byte start code
+        }
+        out.push(&data[s..end]);
+    }
+    out
+}
+
+/// ffmpeg 5.x cannot mux HEVC into FLV, so this builds Enhanced RTMP tags (`hvc1`
+/// SequenceStart + CodedFramesX) around real x265 output and checks the demuxer against
+/// ffprobe's view of the same elementary stream.
+#[test]
+fn ffmpeg_hevc_elementary_stream_via_enhanced_rtmp_tags() {
+    let dir = TempDir::new("hevc-es");
+    let file = dir.0.join("out.hevc");
+    let o = tool("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(&LAVFI_ARGS[..4])
+        .args([
+            "-t",
+            "2",
+            "-c:v",
+            "libx265",
+            "-g",
+            "25",
+            "-x265-params",
+            "log-level=error",
+        ])
+        .args(["-bsf:v", "hevc_metadata=aud=insert", "-f", "hevc"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ffmpeg libx265 failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let data = std::fs::read(&file).unwrap();
+    let nal_type = |n: &[u8]| (n[0] >> 1) & 0x3F;
+
+    // Access units start at each access unit delimiter (type 35).
+    let mut aus: Vec<Vec<&[u8]>> = Vec::new();
+    for n in annexb_nalus(&data) {
+        if nal_type(n) == 35 || aus.is_empty() {
+            aus.push(Vec::new());
+        }
+        aus.last_mut().unwrap().push(n);
+    }
+    let first = &aus[0];
+    let find = |t: u8| {
+        *first
+            .iter()
+            .find(|n| nal_type(n) == t)
+            .expect("parameter set")
+    };
+    let (vps, sps, pps) = (find(32), find(33), find(34));
+    // profile_tier_level starts at SPS byte 3 once emulation prevention bytes are removed.
+    let mut rbsp = Vec::new();
+    for &b in sps.iter().take(24) {
+        if b == 3 && rbsp.ends_with(&[0, 0]) {
+            continue;
+        }
+        rbsp.push(b);
+    }
+    let mut hvcc = vec![1, rbsp[3]];
+    hvcc.extend_from_slice(&rbsp[4..14]); // compatibility + constraint flags
+    hvcc.push(rbsp[14]); // general_level_idc
+    hvcc.extend_from_slice(&[0xF0, 0, 0xFC, 0xFD, 0xF8, 0xF8, 0, 0, 0x0F, 3]);
+    for (t, nal) in [(32u8, vps), (33, sps), (34, pps)] {
+        hvcc.extend_from_slice(&[0x80 | t, 0, 1]);
+        hvcc.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        hvcc.extend_from_slice(nal);
+    }
+    let mut demux = FlvDemuxer::new();
+    let mut seq = vec![0x90];
+    seq.extend_from_slice(b"hvc1");
+    seq.extend_from_slice(&hvcc);
+    let Some(MediaEvent::VideoConfig(cfg)) = demux.video(0, Bytes::from(seq)).unwrap() else {
+        panic!("no HEVC config");
+    };
+    // ffprobe reports this stream as Main profile, level 60 (2.0).
+    assert_eq!(
+        (cfg.codec, cfg.profile, cfg.level),
+        (VideoCodec::H265, 1, 60)
+    );
+    assert_eq!(
+        (&cfg.vps[0][..], &cfg.sps[0][..], &cfg.pps[0][..]),
+        (vps, sps, pps)
+    );
+
+    let mut frames = Vec::new();
+    for (i, au) in aus.iter().enumerate() {
+        let mut tag = vec![0xA3];
+        tag.extend_from_slice(b"hvc1");
+        for n in au {
+            tag.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            tag.extend_from_slice(n);
+        }
+        match demux.video(i as i64 * 40, Bytes::from(tag)).unwrap() {
+            Some(MediaEvent::Video(v)) => {
+                assert_eq!(v.nalus.len(), au.len());
+                assert_eq!(
+                    v.nalus.iter().map(|n| n.len()).sum::<usize>(),
+                    au.iter().map(|n| n.len()).sum::<usize>()
+                );
+                frames.push(v);
+            }
+            other => panic!("access unit {i}: {other:?}"),
+        }
+    }
+    let probe = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_packets",
+            "-of",
+            "csv=p=0",
+            "-show_entries",
+            "packet=flags",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let flags = String::from_utf8(probe.stdout).unwrap();
+    let probe_keys = flags.lines().filter(|l| l.starts_with('K')).count();
+    assert_eq!(frames.len(), flags.lines().count());
+    assert_eq!(frames.iter().filter(|f| f.keyframe).count(), probe_keys);
+    assert_eq!(frames[10].dts, 10 * 40 * 90);
+}
