@@ -3,8 +3,9 @@
 //! served by `rtmp::session` over loopback TCP (the socket loop lives in this test; the
 //! session itself stays sans-IO).
 //!
-//! Requires `ffmpeg`, `ffprobe` and `gst-launch-1.0` (with x264enc and voaacenc) on PATH; the
-//! tests fail with a clear message otherwise. Media is generated into a temporary directory and deleted.
+//! Requires `ffmpeg`, `ffprobe` and `gst-launch-1.0` (plugins-good and -bad) on PATH, as
+//! `scripts/setup.sh --test` installs; the tests fail with a clear message otherwise. Media
+//! is generated into a temporary directory and deleted.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -48,7 +49,7 @@ fn tool(name: &str) -> Command {
         .unwrap_or(false);
     assert!(
         ok,
-        "`{name}` is required for this test but was not found on PATH; install ffmpeg and GStreamer (gstreamer1.0-tools, -plugins-good, -plugins-bad, -plugins-ugly)"
+        "`{name}` is required for this test but was not found on PATH; run scripts/setup.sh --test (ffmpeg, gstreamer1.0-tools, -plugins-good, -plugins-bad)"
     );
     Command::new(name)
 }
@@ -315,15 +316,20 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
 }
 
 /// GStreamer's `rtmpsink` is built on librtmp, the library OBS's RTMP output derives from;
-/// `rtmp2sink` is GStreamer's own client.
+/// `rtmp2sink` is GStreamer's own client. The media is an ffmpeg FLV re-muxed by GStreamer
+/// (flvdemux / flvmux from plugins-good, parsers and sinks from plugins-bad), so no GStreamer
+/// encoder plugin is needed.
 fn gst_push(sink: &str) {
+    let dir = TempDir::new(&format!("gst-{sink}"));
+    let file = make_flv(&dir.0, "libx264").expect("ffmpeg could not encode H.264 into FLV");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let pipeline = format!(
-        "videotestsrc num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
-         x264enc key-int-max=25 ! h264parse ! flvmux name=m streamable=true ! \
-         {sink} location=rtmp://127.0.0.1:{port}/live/sk-gst \
-         audiotestsrc num-buffers=40 ! voaacenc ! aacparse ! m."
+        "filesrc location={} ! flvdemux name=d \
+         d.video ! queue ! h264parse ! m. \
+         d.audio ! queue ! aacparse ! m. \
+         flvmux name=m streamable=true ! {sink} location=rtmp://127.0.0.1:{port}/live/sk-gst",
+        file.display()
     );
     let child = tool("gst-launch-1.0")
         .arg("-q")
@@ -335,11 +341,16 @@ fn gst_push(sink: &str) {
     let (events, _) = serve_one(listener, child, "sk-gst");
     let (video, audio) = count(&events);
     assert_eq!(video, 50, "{sink}");
-    assert!(audio > 30, "{sink}: {audio} audio frames");
+    assert!(audio >= 85, "{sink}: {audio} audio frames");
     assert!(
         events
             .iter()
             .any(|e| matches!(e, SessionEvent::Media(MediaEvent::VideoConfig(_))))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Media(MediaEvent::AudioConfig(_))))
     );
 }
 
