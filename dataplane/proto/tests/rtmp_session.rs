@@ -624,3 +624,21 @@ fn amf3_command_framing_and_republish_after_unpublish() {
     );
     assert_eq!(s.state(), SessionState::PublishPending);
 }
+
+#[test]
+fn play_is_refused_as_unsupported() {
+    let mut client = Client::new();
+    client.command(0, "connect", 1.0, Amf0Value::Object(vec![]), vec![]);
+    client.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+    client.command(
+        1,
+        "play",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::String("k".into())],
+    );
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    let err = s.handle_input(client.take()).unwrap_err();
+    assert_eq!(err, SessionError::Unsupported("play"));
+    assert!(!err.is_peer_fault());
+}

@@ -185,6 +185,9 @@ pub enum SessionError {
     /// Commands out of order.
     #[error("protocol: {0}")]
     Protocol(#[from] Violation),
+    /// A valid request this ingest-only server does not serve (`play`).
+    #[error("unsupported request: {0}")]
+    Unsupported(&'static str),
     /// The output was not drained and grew past the configured cap.
     #[error("peer is not reading: output over the limit")]
     TransmitBacklog,
@@ -196,7 +199,8 @@ impl SessionError {
     /// audio track).
     pub fn is_peer_fault(&self) -> bool {
         match self {
-            SessionError::Handshake(HandshakeError::UnsupportedVersion(_)) => false,
+            SessionError::Handshake(HandshakeError::UnsupportedVersion(_))
+            | SessionError::Unsupported(_) => false,
             SessionError::Flv(e) => e.is_peer_fault(),
             _ => true,
         }
@@ -602,6 +606,7 @@ impl ServerSession {
                     );
                 }
             }
+            "play" | "play2" => return Err(SessionError::Unsupported("play")),
             // `_result`/`_error` from the peer, `_checkbw`, `getStreamLength` and other calls a
             // publisher may make are not needed for ingest and are ignored.
             _ => {}
