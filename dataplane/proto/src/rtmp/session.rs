@@ -61,7 +61,8 @@
 //! Bounded memory: the chunk decoder's caps ([`ChunkLimits`]) bound reassembly; the output
 //! buffer is capped by [`SessionConfig::max_pending_transmit`] (a peer that sends pings or
 //! commands faster than the caller drains the output is dropped); events are produced at most
-//! one per decoded message of the last input, so they are bounded by what the caller reads.
+//! one per decoded message (or per FLV tag inside an aggregate message) of the last input, so
+//! they are bounded by what the caller reads per call.
 
 use std::collections::VecDeque;
 
