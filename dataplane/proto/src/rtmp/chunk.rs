@@ -561,10 +561,14 @@ struct LastSent {
     extended: bool,
     /// The value written in the last timestamp/delta field (repeated in format 3 headers).
     ts_field: u32,
+    /// Whether a format 1 or 2 header set the delta. Decoders disagree on the delta a format 3
+    /// header implies right after a format 0 one (nginx-rtmp and this decoder: 0; ffmpeg: the
+    /// absolute timestamp), so the encoder only relies on a delta it sent explicitly.
+    explicit_delta: bool,
 }
 
-/// Chunk stream encoder: picks the smallest header format that the decoder rules above
-/// reconstruct exactly.
+/// Chunk stream encoder: picks the smallest header format that every common decoder
+/// reconstructs identically (format 3 for a new message only after an explicit delta).
 #[derive(Debug)]
 pub struct ChunkEncoder {
     chunk_size: u32,
@@ -618,7 +622,7 @@ impl ChunkEncoder {
             (Some(p), Some(d)) if p.stream_id == stream_id.0 && d < 0x8000_0000 => {
                 if p.length != length || p.type_id != type_id {
                     1
-                } else if p.delta != d {
+                } else if p.delta != d || !p.explicit_delta {
                     2
                 } else {
                     3
@@ -642,6 +646,7 @@ impl ChunkEncoder {
             stream_id: stream_id.0,
             extended,
             ts_field,
+            explicit_delta: fmt != 0,
         };
         self.last.insert(id, state);
 
@@ -720,6 +725,22 @@ mod tests {
         wire.extend_from_slice(&[3; 32]);
         wire.push(0xC3);
         wire.extend_from_slice(&[4; 32]);
+        // Emit: the encoder picks the same header formats as the spec example.
+        let mut enc = ChunkEncoder::new();
+        let mut out = BytesMut::new();
+        for (i, ts) in [1000, 1020, 1040, 1060].into_iter().enumerate() {
+            let payload = [i as u8 + 1; 32];
+            enc.encode(
+                ChunkStreamId(3),
+                ts,
+                8,
+                MessageStreamId(12345),
+                &payload,
+                &mut out,
+            );
+        }
+        assert_eq!(&out[..], &wire[..]);
+
         let mut dec = ChunkDecoder::default();
         dec.push(Bytes::from(wire));
         let msgs = decode_all(&mut dec);
