@@ -1,1 +1,0 @@
-//! SRT: packet formats, handshake, stream-id grammar, receiver and encryption.
