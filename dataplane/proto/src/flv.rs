@@ -783,6 +783,37 @@ mod tests {
     }
 
     #[test]
+    fn enhanced_av1() {
+        let mut d = FlvDemuxer::new();
+        // av1C: marker/version 0x81, seq_profile 0, seq_level_idx_0 8.
+        let mut seq = vec![0x90];
+        seq.extend_from_slice(b"av01");
+        seq.extend_from_slice(&[0x81, 0x08, 0x0C, 0x00]);
+        let Some(MediaEvent::VideoConfig(c)) = d.video(0, Bytes::from(seq)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.codec, c.profile, c.level), (VideoCodec::Av1, 0, 8));
+        // CodedFrames for av01 has no composition time: the OBUs follow the FourCC.
+        let mut f = vec![0x91];
+        f.extend_from_slice(b"av01");
+        f.extend_from_slice(&[0x12, 0x00, 0x32, 0x01, 0xAA]);
+        let Some(MediaEvent::Video(v)) = d.video(40, Bytes::from(f)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((v.pts, v.dts, v.keyframe), (3600, 3600, true));
+        assert_eq!(&v.nalus[0][..], &[0x12, 0x00, 0x32, 0x01, 0xAA]);
+        let mut bad = vec![0x90];
+        bad.extend_from_slice(b"vp09");
+        assert!(matches!(
+            d.video(0, Bytes::from(bad)),
+            Err(FlvError::Unsupported {
+                what: "video FourCC",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn aac_config_and_frames() {
         let mut d = FlvDemuxer::new();
         // AAC-LC, 44.1 kHz (index 4), stereo: 0x12 0x10.

@@ -1,19 +1,22 @@
-//! Interop with real ffmpeg output: FLV files parsed with `flv` and checked against ffprobe,
-//! and a live `ffmpeg -f flv rtmp://...` push served by `rtmp::session` over loopback TCP
-//! (the socket loop lives in this test; the session itself stays sans-IO).
+//! Interop with real publishers: FLV files from ffmpeg parsed with `flv` and checked against
+//! ffprobe, and live pushes (`ffmpeg -f flv rtmp://...`, GStreamer `rtmpsink` / `rtmp2sink`)
+//! served by `rtmp::session` over loopback TCP (the socket loop lives in this test; the
+//! session itself stays sans-IO).
 //!
-//! Requires `ffmpeg` and `ffprobe` on PATH (CI installs them); the tests fail with a clear
-//! message otherwise. Media is generated into a temporary directory and deleted.
+//! Requires `ffmpeg`, `ffprobe` and `gst-launch-1.0` (plugins-good and -bad) on PATH, as
+//! `scripts/setup.sh --test` installs; the tests fail with a clear message otherwise. Media
+//! is generated into a temporary directory and deleted.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_proto::flv::{FileTagReader, FlvDemuxer, TAG_AUDIO, TAG_VIDEO};
 use sluice_proto::media::{MediaEvent, VideoCodec};
+use sluice_proto::rtmp::handshake::HandshakeKind;
 use sluice_proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
 struct TempDir(PathBuf);
@@ -34,7 +37,11 @@ impl Drop for TempDir {
 
 fn tool(name: &str) -> Command {
     let ok = Command::new(name)
-        .arg("-version")
+        .arg(if name.starts_with("gst") {
+            "--version"
+        } else {
+            "-version"
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -42,7 +49,7 @@ fn tool(name: &str) -> Command {
         .unwrap_or(false);
     assert!(
         ok,
-        "`{name}` is required for this test but was not found on PATH; install ffmpeg"
+        "`{name}` is required for this test but was not found on PATH; run scripts/setup.sh --test (ffmpeg, gstreamer1.0-tools, -plugins-good, -plugins-bad)"
     );
     Command::new(name)
 }
@@ -209,21 +216,13 @@ fn ffmpeg_hevc_flv_matches_ffprobe_when_supported() {
     }
 }
 
-#[test]
-fn ffmpeg_rtmp_push_is_served_by_session() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut child = tool("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(LAVFI_ARGS)
-        .args([
-            "-t", "2", "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "flv",
-        ])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/sk-live?token=t1"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Accepts one connection on `listener`, serves it with a `ServerSession` (accepting the
+/// publish of `expect_key`) until the peer closes, and waits for `child` to exit.
+fn serve_one(
+    listener: TcpListener,
+    mut child: Child,
+    expect_key: &str,
+) -> (Vec<SessionEvent>, ServerSession) {
     let (mut sock, _) = listener.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -242,35 +241,29 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
             .unwrap();
         while let Some(ev) = session.poll_event() {
             if let SessionEvent::PublishRequested {
-                stream_key,
-                query,
-                app,
-                ..
+                stream_key, app, ..
             } = &ev
             {
-                assert_eq!(
-                    (stream_key.as_str(), query.as_deref(), app.as_str()),
-                    ("sk-live", Some("token=t1"), "live")
-                );
+                assert_eq!((stream_key.as_str(), app.as_str()), (expect_key, "live"));
                 session.accept_publish();
             }
             events.push(ev);
         }
         while let Some(out) = session.poll_transmit() {
-            // ffmpeg may already have closed after its last message.
+            // The peer may already have closed after its last message.
             let _ = sock.write_all(&out);
         }
     }
     let status = child.wait().unwrap();
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(status.success(), "ffmpeg failed: {stderr}");
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    assert!(status.success(), "publisher failed: {stderr}");
+    (events, session)
+}
 
+fn count(events: &[SessionEvent]) -> (usize, usize) {
     let video = events
         .iter()
         .filter(|e| matches!(e, SessionEvent::Media(MediaEvent::Video(_))))
@@ -279,6 +272,34 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
         .iter()
         .filter(|e| matches!(e, SessionEvent::Media(MediaEvent::Audio(_))))
         .count();
+    (video, audio)
+}
+
+#[test]
+fn ffmpeg_rtmp_push_is_served_by_session() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let child = tool("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(LAVFI_ARGS)
+        .args([
+            "-t", "2", "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "flv",
+        ])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/sk-live?token=t1"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (events, session) = serve_one(listener, child, "sk-live");
+    // ffmpeg speaks the digest handshake and checks our S1/S2 digests.
+    assert!(matches!(
+        session.handshake_kind(),
+        Some(HandshakeKind::Digest(_))
+    ));
+    assert!(events.iter().any(
+        |e| matches!(e, SessionEvent::PublishRequested { query: Some(q), .. } if q == "token=t1")
+    ));
+    let (video, audio) = count(&events);
     assert_eq!(video, 50);
     assert!(audio >= 85, "about 2 s of 44.1 kHz AAC, got {audio} frames");
     assert!(
@@ -292,4 +313,198 @@ fn ffmpeg_rtmp_push_is_served_by_session() {
     ));
     assert_eq!(events.last(), Some(&SessionEvent::Unpublished));
     assert!(session.bytes_in() > 10_000 && session.bytes_out() > 3000);
+}
+
+/// GStreamer's `rtmpsink` is built on librtmp, the library OBS's RTMP output derives from;
+/// `rtmp2sink` is GStreamer's own client. The media is an ffmpeg FLV re-muxed by GStreamer
+/// (flvdemux / flvmux from plugins-good, parsers and sinks from plugins-bad), so no GStreamer
+/// encoder plugin is needed.
+fn gst_push(sink: &str) {
+    let dir = TempDir::new(&format!("gst-{sink}"));
+    let file = make_flv(&dir.0, "libx264").expect("ffmpeg could not encode H.264 into FLV");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pipeline = format!(
+        "filesrc location={} ! flvdemux name=d \
+         d.video ! queue ! h264parse ! m. \
+         d.audio ! queue ! aacparse ! m. \
+         flvmux name=m streamable=true ! {sink} location=rtmp://127.0.0.1:{port}/live/sk-gst",
+        file.display()
+    );
+    let child = tool("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (events, _) = serve_one(listener, child, "sk-gst");
+    let (video, audio) = count(&events);
+    assert_eq!(video, 50, "{sink}");
+    assert!(audio >= 85, "{sink}: {audio} audio frames");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Media(MediaEvent::VideoConfig(_))))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Media(MediaEvent::AudioConfig(_))))
+    );
+}
+
+#[test]
+fn gstreamer_librtmp_push_is_served_by_session() {
+    gst_push("rtmpsink");
+}
+
+#[test]
+fn gstreamer_rtmp2_push_is_served_by_session() {
+    gst_push("rtmp2sink");
+}
+
+/// Splits an Annex B byte stream at start codes.
+fn annexb_nalus(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(data.len(), |&n| n - 3);
+        while end > s && data[end - 1] == 0 {
+            end -= 1; // trailing zero of a 4-byte start code
+        }
+        out.push(&data[s..end]);
+    }
+    out
+}
+
+/// ffmpeg 5.x cannot mux HEVC into FLV, so this builds Enhanced RTMP tags (`hvc1`
+/// SequenceStart + CodedFramesX) around real x265 output and checks the demuxer against
+/// ffprobe's view of the same elementary stream.
+#[test]
+fn ffmpeg_hevc_elementary_stream_via_enhanced_rtmp_tags() {
+    let dir = TempDir::new("hevc-es");
+    let file = dir.0.join("out.hevc");
+    let o = tool("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(&LAVFI_ARGS[..4])
+        .args([
+            "-t",
+            "2",
+            "-c:v",
+            "libx265",
+            "-g",
+            "25",
+            "-x265-params",
+            "log-level=error",
+        ])
+        .args(["-bsf:v", "hevc_metadata=aud=insert", "-f", "hevc"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ffmpeg libx265 failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let data = std::fs::read(&file).unwrap();
+    let nal_type = |n: &[u8]| (n[0] >> 1) & 0x3F;
+
+    // Access units start at each access unit delimiter (type 35).
+    let mut aus: Vec<Vec<&[u8]>> = Vec::new();
+    for n in annexb_nalus(&data) {
+        if nal_type(n) == 35 || aus.is_empty() {
+            aus.push(Vec::new());
+        }
+        aus.last_mut().unwrap().push(n);
+    }
+    let first = &aus[0];
+    let find = |t: u8| {
+        *first
+            .iter()
+            .find(|n| nal_type(n) == t)
+            .expect("parameter set")
+    };
+    let (vps, sps, pps) = (find(32), find(33), find(34));
+    // profile_tier_level starts at SPS byte 3 once emulation prevention bytes are removed.
+    let mut rbsp = Vec::new();
+    for &b in sps.iter().take(24) {
+        if b == 3 && rbsp.ends_with(&[0, 0]) {
+            continue;
+        }
+        rbsp.push(b);
+    }
+    let mut hvcc = vec![1, rbsp[3]];
+    hvcc.extend_from_slice(&rbsp[4..14]); // compatibility + constraint flags
+    hvcc.push(rbsp[14]); // general_level_idc
+    hvcc.extend_from_slice(&[0xF0, 0, 0xFC, 0xFD, 0xF8, 0xF8, 0, 0, 0x0F, 3]);
+    for (t, nal) in [(32u8, vps), (33, sps), (34, pps)] {
+        hvcc.extend_from_slice(&[0x80 | t, 0, 1]);
+        hvcc.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        hvcc.extend_from_slice(nal);
+    }
+    let mut demux = FlvDemuxer::new();
+    let mut seq = vec![0x90];
+    seq.extend_from_slice(b"hvc1");
+    seq.extend_from_slice(&hvcc);
+    let Some(MediaEvent::VideoConfig(cfg)) = demux.video(0, Bytes::from(seq)).unwrap() else {
+        panic!("no HEVC config");
+    };
+    // ffprobe reports this stream as Main profile, level 60 (2.0).
+    assert_eq!(
+        (cfg.codec, cfg.profile, cfg.level),
+        (VideoCodec::H265, 1, 60)
+    );
+    assert_eq!(
+        (&cfg.vps[0][..], &cfg.sps[0][..], &cfg.pps[0][..]),
+        (vps, sps, pps)
+    );
+
+    let mut frames = Vec::new();
+    for (i, au) in aus.iter().enumerate() {
+        let mut tag = vec![0xA3];
+        tag.extend_from_slice(b"hvc1");
+        for n in au {
+            tag.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            tag.extend_from_slice(n);
+        }
+        match demux.video(i as i64 * 40, Bytes::from(tag)).unwrap() {
+            Some(MediaEvent::Video(v)) => {
+                assert_eq!(v.nalus.len(), au.len());
+                assert_eq!(
+                    v.nalus.iter().map(|n| n.len()).sum::<usize>(),
+                    au.iter().map(|n| n.len()).sum::<usize>()
+                );
+                frames.push(v);
+            }
+            other => panic!("access unit {i}: {other:?}"),
+        }
+    }
+    let probe = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_packets",
+            "-of",
+            "csv=p=0",
+            "-show_entries",
+            "packet=flags",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let flags = String::from_utf8(probe.stdout).unwrap();
+    let probe_keys = flags.lines().filter(|l| l.starts_with('K')).count();
+    assert_eq!(frames.len(), flags.lines().count());
+    assert_eq!(frames.iter().filter(|f| f.keyframe).count(), probe_keys);
+    assert_eq!(frames[10].dts, 10 * 40 * 90);
 }

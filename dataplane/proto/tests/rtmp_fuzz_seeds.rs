@@ -1,4 +1,5 @@
-//! Seed corpora for the `rtmp_chunk`, `amf0`, `flv_tag` and `rtmp_session` fuzz targets.
+//! Seed corpora for the `rtmp_chunk`, `rtmp_handshake`, `rtmp_message`, `amf0`, `flv_tag` and
+//! `rtmp_session` fuzz targets.
 //!
 //! The test builds each seed and checks it exercises the intended path (so a seed that stops
 //! parsing fails here). With `SLUICE_WRITE_FUZZ_SEEDS=1` it also writes them to
@@ -11,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use sluice_proto::amf0::{self, Amf0Value};
 use sluice_proto::flv::FlvDemuxer;
 use sluice_proto::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkStreamId, MessageStreamId};
-use sluice_proto::rtmp::message::Command;
+use sluice_proto::rtmp::message::{Command, ProtocolControl, UserControl};
 
 fn csid(n: u32) -> ChunkStreamId {
     ChunkStreamId::new(n).unwrap()
@@ -169,6 +170,29 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("flv_tag", "aac_seq", with(1, vec![0xAF, 0, 0x12, 0x10])),
         ("flv_tag", "opus_seq", with(1, opus)),
         ("flv_tag", "metadata", with(2, metadata_body())),
+        ("rtmp_handshake", "plain_then_chunk", {
+            let mut h = vec![0u8, 3];
+            h.extend((0..2 * 1536).map(|i| (i % 251) as u8));
+            h.extend_from_slice(&[0x02, 0, 0, 0]);
+            h
+        }),
+        ("rtmp_handshake", "digest_scheme1_split", {
+            let mut h = vec![0x0Fu8, 3];
+            h.extend((0..2 * 1536).map(|i| (i % 13) as u8));
+            h
+        }),
+        // type 3 (Acknowledgement) is selector 9: 9 % 3 == 0 and 9 / 3 % 8 == 3.
+        (
+            "rtmp_message",
+            "acknowledgement",
+            with(9, vec![0, 0, 0x10, 0]),
+        ),
+        (
+            "rtmp_message",
+            "ping_request",
+            with(1, vec![0, 6, 0, 0, 0, 42]),
+        ),
+        ("rtmp_message", "connect_command", with(2, connect_body())),
         (
             "rtmp_session",
             "published_media",
@@ -213,6 +237,12 @@ fn seeds_exercise_their_targets() {
                 };
                 assert!(ev.unwrap().is_some(), "{name}");
             }
+            "rtmp_message" if data[0] == 2 => assert!(Command::parse(&data[1..], false).is_ok()),
+            "rtmp_message" if data[0] == 1 => {
+                assert!(UserControl::parse(&Bytes::copy_from_slice(&data[1..])).is_ok())
+            }
+            "rtmp_message" => assert!(matches!(ProtocolControl::parse(3, &data[1..]), Some(Ok(_)))),
+            "rtmp_handshake" => assert!(data.len() > 1 + 2 * 1536 && data[1] == 3, "{name}"),
             _ => assert!(data.len() > 10, "{name}"),
         }
     }

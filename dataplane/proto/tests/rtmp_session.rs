@@ -531,3 +531,114 @@ fn aggregate_message_is_split_into_media() {
         .collect();
     assert_eq!(got, [(100 * 90, 0x11), (123 * 90, 0x22)]);
 }
+
+#[test]
+fn out_of_order_commands_are_violations() {
+    // publish on a stream createStream never returned.
+    let mut client = Client::new();
+    client.command(0, "connect", 1.0, Amf0Value::Object(vec![]), vec![]);
+    client.command(
+        1,
+        "publish",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::String("k".into())],
+    );
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    assert_eq!(
+        s.handle_input(client.take()),
+        Err(SessionError::Protocol(Violation::BadPublish(1)))
+    );
+
+    // connect twice.
+    let mut client = Client::new();
+    client.command(0, "connect", 1.0, Amf0Value::Object(vec![]), vec![]);
+    client.command(0, "connect", 2.0, Amf0Value::Object(vec![]), vec![]);
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    assert_eq!(
+        s.handle_input(client.take()),
+        Err(SessionError::Protocol(Violation::ConnectTwice))
+    );
+
+    // publish without a name.
+    let mut client = Client::new();
+    client.command(0, "connect", 1.0, Amf0Value::Object(vec![]), vec![]);
+    client.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+    client.command(1, "publish", 0.0, Amf0Value::Null, vec![Amf0Value::Null]);
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    assert_eq!(
+        s.handle_input(client.take()),
+        Err(SessionError::Protocol(Violation::MissingStreamName))
+    );
+}
+
+#[test]
+fn amf3_command_framing_and_republish_after_unpublish() {
+    let mut client = Client::new();
+    // connect sent as an AMF3 command message (type 17): a 0x00 format byte, then AMF0.
+    let mut body = vec![0u8];
+    body.extend_from_slice(
+        &Command {
+            name: "connect".into(),
+            transaction_id: 1.0,
+            object: Amf0Value::Object(vec![("app".into(), Amf0Value::String("app3".into()))]),
+            args: vec![],
+        }
+        .emit(),
+    );
+    client
+        .enc
+        .encode(csid(3), 0, 17, MessageStreamId(0), &body, &mut client.wire);
+    client.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+    client.command(
+        1,
+        "publish",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::String("first".into())],
+    );
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    s.handle_input(client.take()).unwrap();
+    let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(matches!(&evs[0], SessionEvent::Connected { app, .. } if app == "app3"));
+    assert!(
+        matches!(&evs[1], SessionEvent::PublishRequested { stream_key, .. } if stream_key == "first")
+    );
+    s.accept_publish();
+
+    client.media(8, 0, &[0xAF, 1, 1]);
+    client.command(1, "closeStream", 0.0, Amf0Value::Null, vec![]);
+    client.command(
+        1,
+        "publish",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::String("again".into())],
+    );
+    s.handle_input(client.take()).unwrap();
+    let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(matches!(evs[0], SessionEvent::Media(MediaEvent::Audio(_))));
+    assert_eq!(evs[1], SessionEvent::Unpublished);
+    assert!(
+        matches!(&evs[2], SessionEvent::PublishRequested { stream_key, .. } if stream_key == "again")
+    );
+    assert_eq!(s.state(), SessionState::PublishPending);
+}
+
+#[test]
+fn play_is_refused_as_unsupported() {
+    let mut client = Client::new();
+    client.command(0, "connect", 1.0, Amf0Value::Object(vec![]), vec![]);
+    client.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+    client.command(
+        1,
+        "play",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::String("k".into())],
+    );
+    let mut s = ServerSession::new(SessionConfig::default(), [0; RANDOM_SIZE]);
+    let err = s.handle_input(client.take()).unwrap_err();
+    assert_eq!(err, SessionError::Unsupported("play"));
+    assert!(!err.is_peer_fault());
+}

@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 /// Chunk size both sides use until a Set Chunk Size message says otherwise (spec 5.4.1).
@@ -170,6 +170,7 @@ pub enum ChunkError {
 
 #[derive(Debug, Default)]
 struct StreamState {
+    csid: u32,
     timestamp: u32,
     delta: u32,
     length: u32,
@@ -190,7 +191,9 @@ struct StreamState {
 pub struct ChunkDecoder {
     input: VecDeque<Bytes>,
     chunk_size: u32,
-    streams: HashMap<u32, StreamState>,
+    /// Header state per chunk stream, looked up by a linear scan: publishers use a handful of
+    /// chunk streams (at most [`ChunkLimits::max_chunk_streams`]), where a scan beats hashing.
+    streams: Vec<StreamState>,
     /// The chunk whose payload is being read: chunk stream and payload bytes left.
     current: Option<(u32, u32)>,
     held: usize,
@@ -222,12 +225,20 @@ impl ChunkDecoder {
         Self {
             input: VecDeque::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Vec::new(),
             current: None,
             held: 0,
             partials: 0,
             limits,
         }
+    }
+
+    fn stream(&self, csid: u32) -> Option<&StreamState> {
+        self.streams.iter().find(|st| st.csid == csid)
+    }
+
+    fn stream_mut(&mut self, csid: u32) -> Option<&mut StreamState> {
+        self.streams.iter_mut().find(|st| st.csid == csid)
     }
 
     /// Queues bytes received from the peer (any split).
@@ -301,7 +312,7 @@ impl ChunkDecoder {
                 return;
             };
             let take = n.min(front.len());
-            let _ = front.split_to(take);
+            front.advance(take);
             n -= take;
             if front.is_empty() {
                 self.input.pop_front();
@@ -326,7 +337,7 @@ impl ChunkDecoder {
             },
             id => (u32::from(id), 1),
         };
-        let prev = self.streams.get(&csid);
+        let prev = self.stream(csid);
         if fmt != 0 && prev.is_none() {
             return Err(ChunkError::NoPreviousHeader(csid));
         }
@@ -378,12 +389,22 @@ impl ChunkDecoder {
 
     /// Applies a parsed header; returns a message if it is complete already (length 0).
     fn start_chunk(&mut self, h: Header) -> Result<Option<Message>, ChunkError> {
-        if !self.streams.contains_key(&h.csid)
-            && self.streams.len() >= self.limits.max_chunk_streams
-        {
-            return Err(ChunkError::LimitChunkStreams);
-        }
-        let st = self.streams.entry(h.csid).or_default();
+        let idx = match self.streams.iter().position(|st| st.csid == h.csid) {
+            Some(i) => i,
+            None => {
+                if self.streams.len() >= self.limits.max_chunk_streams {
+                    return Err(ChunkError::LimitChunkStreams);
+                }
+                self.streams.push(StreamState {
+                    csid: h.csid,
+                    ..StreamState::default()
+                });
+                self.streams.len() - 1
+            }
+        };
+        let Some(st) = self.streams.get_mut(idx) else {
+            return Ok(None);
+        };
         let continuing = st.partial.is_some();
         if continuing && h.fmt != 3 {
             return Err(ChunkError::InterruptedMessage(h.csid));
@@ -437,7 +458,7 @@ impl ChunkDecoder {
         remaining: u32,
         front: &mut Bytes,
     ) -> Result<Option<Message>, ChunkError> {
-        let Some(st) = self.streams.get_mut(&csid) else {
+        let Some(st) = self.streams.iter_mut().find(|st| st.csid == csid) else {
             // Unreachable: `current` is only set for a stream in the map.
             self.current = None;
             return Ok(None);
@@ -472,7 +493,8 @@ impl ChunkDecoder {
             return Ok(None);
         };
         // The copy chunk framing forces: this message spans chunks or input buffers.
-        buf.extend_from_slice(&front.split_to(take));
+        buf.extend_from_slice(front.get(..take).unwrap_or_default());
+        front.advance(take);
         self.held += take;
         let left = remaining - take as u32;
         if left > 0 {
@@ -515,7 +537,7 @@ impl ChunkDecoder {
                     .and_then(|s| s.try_into().ok())
                     .ok_or(ChunkError::InvalidAbort)?;
                 let csid = u32::from_be_bytes(b);
-                if let Some(p) = self.streams.get_mut(&csid).and_then(|st| st.partial.take()) {
+                if let Some(p) = self.stream_mut(csid).and_then(|st| st.partial.take()) {
                     self.held -= p.len();
                     self.partials -= 1;
                     if self.current.is_some_and(|(c, _)| c == csid) {
@@ -539,10 +561,14 @@ struct LastSent {
     extended: bool,
     /// The value written in the last timestamp/delta field (repeated in format 3 headers).
     ts_field: u32,
+    /// Whether a format 1 or 2 header set the delta. Decoders disagree on the delta a format 3
+    /// header implies right after a format 0 one (nginx-rtmp and this decoder: 0; ffmpeg: the
+    /// absolute timestamp), so the encoder only relies on a delta it sent explicitly.
+    explicit_delta: bool,
 }
 
-/// Chunk stream encoder: picks the smallest header format that the decoder rules above
-/// reconstruct exactly.
+/// Chunk stream encoder: picks the smallest header format that every common decoder
+/// reconstructs identically (format 3 for a new message only after an explicit delta).
 #[derive(Debug)]
 pub struct ChunkEncoder {
     chunk_size: u32,
@@ -596,7 +622,7 @@ impl ChunkEncoder {
             (Some(p), Some(d)) if p.stream_id == stream_id.0 && d < 0x8000_0000 => {
                 if p.length != length || p.type_id != type_id {
                     1
-                } else if p.delta != d {
+                } else if p.delta != d || !p.explicit_delta {
                     2
                 } else {
                     3
@@ -620,6 +646,7 @@ impl ChunkEncoder {
             stream_id: stream_id.0,
             extended,
             ts_field,
+            explicit_delta: fmt != 0,
         };
         self.last.insert(id, state);
 
@@ -698,6 +725,22 @@ mod tests {
         wire.extend_from_slice(&[3; 32]);
         wire.push(0xC3);
         wire.extend_from_slice(&[4; 32]);
+        // Emit: the encoder picks the same header formats as the spec example.
+        let mut enc = ChunkEncoder::new();
+        let mut out = BytesMut::new();
+        for (i, ts) in [1000, 1020, 1040, 1060].into_iter().enumerate() {
+            let payload = [i as u8 + 1; 32];
+            enc.encode(
+                ChunkStreamId(3),
+                ts,
+                8,
+                MessageStreamId(12345),
+                &payload,
+                &mut out,
+            );
+        }
+        assert_eq!(&out[..], &wire[..]);
+
         let mut dec = ChunkDecoder::default();
         dec.push(Bytes::from(wire));
         let msgs = decode_all(&mut dec);

@@ -25,6 +25,29 @@
 //! }
 //! ```
 //!
+//! The same loop on in-memory bytes:
+//! ```
+//! use bytes::Bytes;
+//! use sluice_proto::rtmp::session::{BAD_NAME, ServerSession, SessionConfig, SessionEvent};
+//!
+//! let mut s = ServerSession::new(SessionConfig::default(), [0u8; 1528]);
+//! // C0 and a plain C1 from the peer, in two reads.
+//! s.handle_input(Bytes::from_static(&[3]))?;
+//! s.handle_input(Bytes::from(vec![0u8; 1536]))?;
+//! let s0s1s2 = s.poll_transmit().expect("handshake reply");
+//! assert_eq!(s0s1s2.len(), 1 + 2 * 1536);
+//! while let Some(ev) = s.poll_event() {
+//!     if let SessionEvent::PublishRequested { stream_key, .. } = ev {
+//!         if stream_key == "known" {
+//!             s.accept_publish();
+//!         } else {
+//!             s.reject_publish(BAD_NAME, "unknown stream key");
+//!         }
+//!     }
+//! }
+//! # Ok::<(), sluice_proto::rtmp::session::SessionError>(())
+//! ```
+//!
 //! Sequence handled: handshake → `connect` (answered with Window Acknowledgement Size, Set Peer
 //! Bandwidth, Set Chunk Size and `_result` NetConnection.Connect.Success) → `releaseStream` /
 //! `FCPublish` (`_result`) → `createStream` (`_result` with the stream id) → `publish`
@@ -38,7 +61,8 @@
 //! Bounded memory: the chunk decoder's caps ([`ChunkLimits`]) bound reassembly; the output
 //! buffer is capped by [`SessionConfig::max_pending_transmit`] (a peer that sends pings or
 //! commands faster than the caller drains the output is dropped); events are produced at most
-//! one per decoded message of the last input, so they are bounded by what the caller reads.
+//! one per decoded message (or per FLV tag inside an aggregate message) of the last input, so
+//! they are bounded by what the caller reads per call.
 
 use std::collections::VecDeque;
 
@@ -48,7 +72,7 @@ use thiserror::Error;
 use super::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, ChunkStreamId, Message, MessageStreamId,
 };
-use super::handshake::{HandshakeError, RANDOM_SIZE, ServerHandshake};
+use super::handshake::{HandshakeError, HandshakeKind, RANDOM_SIZE, ServerHandshake};
 use super::message::{
     BandwidthLimit, Command, MessageError, MessageType, ProtocolControl, TimestampUnwrapper,
     UserControl,
@@ -162,6 +186,9 @@ pub enum SessionError {
     /// Commands out of order.
     #[error("protocol: {0}")]
     Protocol(#[from] Violation),
+    /// A valid request this ingest-only server does not serve (`play`).
+    #[error("unsupported request: {0}")]
+    Unsupported(&'static str),
     /// The output was not drained and grew past the configured cap.
     #[error("peer is not reading: output over the limit")]
     TransmitBacklog,
@@ -173,7 +200,8 @@ impl SessionError {
     /// audio track).
     pub fn is_peer_fault(&self) -> bool {
         match self {
-            SessionError::Handshake(HandshakeError::UnsupportedVersion(_)) => false,
+            SessionError::Handshake(HandshakeError::UnsupportedVersion(_))
+            | SessionError::Unsupported(_) => false,
             SessionError::Flv(e) => e.is_peer_fault(),
             _ => true,
         }
@@ -342,6 +370,11 @@ impl ServerSession {
     /// True after a rejected publish: drain the output, then close.
     pub fn is_closed(&self) -> bool {
         self.state == SessionState::Rejected
+    }
+
+    /// The client's handshake flavour, once C1 has arrived.
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        self.handshake.kind()
     }
 
     /// Bytes received from the peer so far.
@@ -574,6 +607,7 @@ impl ServerSession {
                     );
                 }
             }
+            "play" | "play2" => return Err(SessionError::Unsupported("play")),
             // `_result`/`_error` from the peer, `_checkbw`, `getStreamLength` and other calls a
             // publisher may make are not needed for ingest and are ignored.
             _ => {}
