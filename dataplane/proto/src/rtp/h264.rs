@@ -51,8 +51,8 @@ impl H264Packetizer {
         self.pps = pps;
     }
 
-    /// Appends the packets of one access unit to `out`. Access unit delimiters and filler data
-    /// are dropped; on a keyframe the SPS and PPS go first, in one STAP-A when they fit.
+    /// Appends the packets of one access unit to `out`. Access unit delimiters, filler data and
+    /// unspecified NAL types (0, 24..=31) are dropped; on a keyframe the SPS and PPS go first, in one STAP-A when they fit.
     pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<RtpPacket>) {
         let ts = self.clock.timestamp(frame.pts);
         let first = out.len();
@@ -80,6 +80,10 @@ impl H264Packetizer {
             let Some(&h) = nal.first() else { continue };
             match NalType::from_u8(h) {
                 NalType::Aud | NalType::Filler => continue,
+                // Unspecified types (0, 24..=31) would read as RTP payload structures
+                // (STAP-A, FU-A, ...) at the receiver: never forward them.
+                NalType::Other(0) | NalType::StapA | NalType::FuA => continue,
+                NalType::Other(t) if t >= 24 => continue,
                 NalType::Sps | NalType::Pps if keyframe => continue,
                 _ => self.single_or_fragments(nal, ts, out),
             }

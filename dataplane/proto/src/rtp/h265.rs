@@ -46,7 +46,8 @@ impl H265Packetizer {
         Ok(p)
     }
 
-    /// Appends the packets of one access unit to `out`. Access unit delimiters are dropped;
+    /// Appends the packets of one access unit to `out`. Access unit delimiters and unspecified
+    /// NAL types (48..=63) are dropped;
     /// before an IRAP picture the VPS, SPS and PPS go first, in one AP when they fit.
     pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<RtpPacket>) {
         let ts = self.clock.timestamp(frame.pts);
@@ -76,6 +77,8 @@ impl H265Packetizer {
             };
             match h.nal_type {
                 NAL_AUD => continue,
+                // Unspecified types 48..=63 would read as AP/FU/PACI at the receiver.
+                t if t >= NAL_AP => continue,
                 NAL_VPS | NAL_SPS | NAL_PPS if keyframe => continue,
                 _ => self.single_or_fragments(nal, h, ts, out),
             }
