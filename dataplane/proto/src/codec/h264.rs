@@ -447,6 +447,23 @@ mod tests {
         0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80,
     ];
 
+    // ffmpeg/libx264, Main profile, 1920x1080 (1088 coded, cropped) at 30000/1001 fps.
+    const SPS_1080P: &[u8] = &[
+        0x67, 0x4d, 0x40, 0x28, 0xec, 0xa0, 0x3c, 0x01, 0x13, 0xf2, 0xe0, 0x22, 0x00, 0x00, 0x07,
+        0xd2, 0x00, 0x01, 0xd4, 0xc0, 0x1e, 0x30, 0x63, 0x2c,
+    ];
+
+    #[test]
+    fn parses_cropped_ntsc_rate_sps() {
+        let s = Sps::parse(SPS_1080P).unwrap();
+        assert_eq!(
+            (s.profile_idc, s.constraint_flags, s.level_idc),
+            (77, 0x40, 40)
+        );
+        assert_eq!((s.width, s.height), (1920, 1080));
+        assert_eq!(s.frame_rate(), Some((30_000, 1_001)));
+    }
+
     #[test]
     fn parses_high_profile_sps_with_vui() {
         let s = Sps::parse(SPS_720P).unwrap();

@@ -127,6 +127,9 @@ pub enum PacketizeError {
     /// Payload type above 127 (a caller bug).
     #[error("payload type {0} out of range")]
     BadPayloadType(u8),
+    /// A zero clock rate (a caller bug: the audio config has no sample rate).
+    #[error("clock rate {0} out of range")]
+    BadClockRate(u32),
     /// An AAC access unit longer than the 13-bit AU-size field: the publisher's frame cannot be
     /// carried in AAC-hbr.
     #[error("AAC access unit of {0} bytes exceeds 8191")]
