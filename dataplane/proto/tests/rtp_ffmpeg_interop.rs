@@ -15,12 +15,8 @@ use sluice_proto::codec::{aac, annexb, h264, h265, video_config_from_parameter_s
 use sluice_proto::media::{AudioCodec, AudioConfig, AudioFrame, VideoCodec, VideoFrame};
 use sluice_proto::rtp::sdp::{AudioMedia, ForwardingSdp, VideoMedia};
 use sluice_proto::rtp::{
-    AacPacketizer, H264Packetizer, H265Packetizer, PacketizerConfig, RtpPacket, RtpTimestamp,
-    SeqNo, Ssrc,
+    AacPacketizer, PacketizerConfig, RtpPacket, RtpTimestamp, SeqNo, Ssrc, VideoPacketizer,
 };
-
-/// Either video packetizer behind one call.
-type VideoPacketize = Box<dyn FnMut(&VideoFrame, &mut Vec<RtpPacket>)>;
 
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
@@ -299,16 +295,7 @@ fn interop(codec: VideoCodec) {
         )
     };
     let vcfg = cfg(96, 65_500, u32::MAX - 90_000);
-    let mut vp: VideoPacketize = match codec {
-        VideoCodec::H264 => {
-            let mut p = H264Packetizer::new(vcfg, Some(&vconfig)).unwrap();
-            Box::new(move |f, out| p.packetize(f, out))
-        }
-        _ => {
-            let mut p = H265Packetizer::new(vcfg, Some(&vconfig)).unwrap();
-            Box::new(move |f, out| p.packetize(f, out))
-        }
-    };
+    let mut vp = VideoPacketizer::new(vcfg, &vconfig).unwrap();
     let mut ap = AacPacketizer::new(cfg(97, 65_530, u32::MAX - 20_000), asc.sample_rate).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut packets: Vec<RtpPacket> = Vec::new();
@@ -320,7 +307,7 @@ fn interop(codec: VideoCodec) {
             ai >= aframes.len() || (vi < vframes.len() && vframes[vi].pts <= aframes[ai].pts);
         packets.clear();
         let port = if take_video {
-            vp(&vframes[vi], &mut packets);
+            vp.packetize(&vframes[vi], &mut packets);
             vi += 1;
             sent_video += 1;
             vport

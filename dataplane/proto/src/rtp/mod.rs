@@ -42,7 +42,9 @@ pub use packet::{RtpHeader, RtpPacketView};
 
 use bytes::Bytes;
 
-use crate::media::MEDIA_CLOCK_HZ;
+use crate::media::{
+    AudioCodec, AudioConfig, AudioFrame, MEDIA_CLOCK_HZ, VideoCodec, VideoConfig, VideoFrame,
+};
 
 /// RTP synchronisation source identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,6 +129,9 @@ pub enum PacketizeError {
     /// Payload type above 127 (a caller bug).
     #[error("payload type {0} out of range")]
     BadPayloadType(u8),
+    /// The codec has no packetizer yet.
+    #[error("no RTP packetizer for {0}")]
+    UnsupportedCodec(&'static str),
     /// A zero clock rate (a caller bug: the audio config has no sample rate).
     #[error("clock rate {0} out of range")]
     BadClockRate(u32),
@@ -256,6 +261,65 @@ impl RtpPacket {
     }
 }
 
+/// A video packetizer for whichever codec a track carries.
+#[derive(Debug, Clone)]
+pub enum VideoPacketizer {
+    /// RFC 6184.
+    H264(H264Packetizer),
+    /// RFC 7798.
+    H265(H265Packetizer),
+}
+
+impl VideoPacketizer {
+    /// A packetizer for `video.codec`, primed with its parameter sets.
+    pub fn new(config: PacketizerConfig, video: &VideoConfig) -> Result<Self, PacketizeError> {
+        match video.codec {
+            VideoCodec::H264 => Ok(Self::H264(H264Packetizer::new(config, Some(video))?)),
+            VideoCodec::H265 => Ok(Self::H265(H265Packetizer::new(config, Some(video))?)),
+            VideoCodec::Av1 => Err(PacketizeError::UnsupportedCodec("AV1")),
+        }
+    }
+
+    /// Appends the packets of one access unit to `out`.
+    pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<RtpPacket>) {
+        match self {
+            Self::H264(p) => p.packetize(frame, out),
+            Self::H265(p) => p.packetize(frame, out),
+        }
+    }
+}
+
+/// An audio packetizer for whichever codec a track carries.
+#[derive(Debug, Clone)]
+pub enum AudioPacketizer {
+    /// RFC 3640 AAC-hbr.
+    Aac(AacPacketizer),
+    /// RFC 7587.
+    Opus(OpusPacketizer),
+}
+
+impl AudioPacketizer {
+    /// A packetizer for `audio.codec` on its RTP clock.
+    pub fn new(config: PacketizerConfig, audio: &AudioConfig) -> Result<Self, PacketizeError> {
+        match audio.codec {
+            AudioCodec::Aac => Ok(Self::Aac(AacPacketizer::new(config, audio.sample_rate)?)),
+            AudioCodec::Opus => Ok(Self::Opus(OpusPacketizer::new(config)?)),
+        }
+    }
+
+    /// Appends the packet(s) of one audio frame to `out`.
+    pub fn packetize(
+        &mut self,
+        frame: &AudioFrame,
+        out: &mut Vec<RtpPacket>,
+    ) -> Result<(), PacketizeError> {
+        match self {
+            Self::Aac(p) => p.packetize(frame, out),
+            Self::Opus(p) => p.packetize(frame, out),
+        }
+    }
+}
+
 /// Sequence numbering and header stamping shared by the packetizers.
 #[derive(Debug, Clone)]
 struct Sequencer {
@@ -324,6 +388,54 @@ mod tests {
             offset: RtpTimestamp(0),
         };
         assert_eq!(v.timestamp(1 << 32), RtpTimestamp(0));
+    }
+
+    #[test]
+    fn codec_dispatch() {
+        let cfg = PacketizerConfig::new(Ssrc(1), 96, SeqNo(0), RtpTimestamp(0));
+        let mut video = VideoConfig {
+            codec: VideoCodec::H265,
+            vps: vec![],
+            sps: vec![],
+            pps: vec![],
+            width: 0,
+            height: 0,
+            profile: 0,
+            constraints: 0,
+            level: 0,
+            frame_rate: None,
+        };
+        assert!(matches!(
+            VideoPacketizer::new(cfg, &video),
+            Ok(VideoPacketizer::H265(_))
+        ));
+        video.codec = VideoCodec::Av1;
+        assert_eq!(
+            VideoPacketizer::new(cfg, &video).err(),
+            Some(PacketizeError::UnsupportedCodec("AV1"))
+        );
+        let opus = AudioConfig {
+            codec: AudioCodec::Opus,
+            sample_rate: 48_000,
+            channels: 2,
+            specific_config: Bytes::new(),
+        };
+        let mut p = AudioPacketizer::new(cfg, &opus).unwrap();
+        let mut out = Vec::new();
+        let frame = AudioFrame {
+            pts: 90_000,
+            data: Bytes::from_static(&[0xfc]),
+        };
+        p.packetize(&frame, &mut out).unwrap();
+        assert_eq!(out[0].header.timestamp, RtpTimestamp(48_000));
+        let bad = PacketizerConfig {
+            max_payload: 8,
+            ..cfg
+        };
+        assert_eq!(
+            AudioPacketizer::new(bad, &opus).err(),
+            Some(PacketizeError::BadMaxPayload(8))
+        );
     }
 
     #[test]
