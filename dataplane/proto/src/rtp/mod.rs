@@ -3,8 +3,8 @@
 //!
 //! # Output shape: packet descriptors, not packet buffers
 //!
-//! A packetizer turns one [`VideoFrame`](crate::media::VideoFrame) or
-//! [`AudioFrame`](crate::media::AudioFrame) into [`RtpPacket`]s appended to a caller-owned
+//! A packetizer turns one [`VideoFrame`] or [`AudioFrame`] into [`RtpPacket`]s appended to a
+//! caller-owned
 //! `Vec` (reused across frames, so steady state allocates nothing). Each descriptor is the
 //! 12-byte header, a payload prefix of at most 4 bytes held inline (FU indicator and header,
 //! the AAC AU-header section) and one [`Bytes`] slice of the NAL unit or audio frame. NAL bodies
@@ -26,6 +26,30 @@
 //! Sans-IO: the caller supplies SSRC, initial sequence number and initial timestamp (random,
 //! RFC 3550 §5.1), and frames carry their own 90 kHz timestamps. Sequence numbers wrap at 2^16,
 //! timestamps at 2^32; [`RtpClock`] converts the 90 kHz media clock to each payload's clock.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sluice_proto::media::VideoFrame;
+//! use sluice_proto::rtp::{H264Packetizer, PacketizerConfig, RtpTimestamp, SeqNo, Ssrc};
+//!
+//! let config = PacketizerConfig::new(Ssrc(0x1234), 96, SeqNo(7), RtpTimestamp(1_000));
+//! let mut packetizer = H264Packetizer::new(config, None).unwrap();
+//! let frame = VideoFrame {
+//!     pts: 3_000,
+//!     dts: 3_000,
+//!     keyframe: false,
+//!     nalus: vec![Bytes::from(vec![0x41; 3_000])],
+//! };
+//! let mut packets = Vec::new();
+//! packetizer.packetize(&frame, &mut packets);
+//! assert_eq!(packets.len(), 3); // FU-A fragments of at most 1200 bytes
+//! assert!(packets[2].header.marker);
+//! let mut wire = [0u8; 1500];
+//! let len = packets[0].write_to(&mut wire).unwrap();
+//! assert_eq!(len, packets[0].len());
+//! ```
 
 pub mod aac;
 pub mod h264;
