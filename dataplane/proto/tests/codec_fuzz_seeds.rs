@@ -111,6 +111,14 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             [&[0][..], &SPS264[1..]].concat(),
         ),
         ("codec_sps", "h265_main", [&[1][..], &SPS265[2..]].concat()),
+        (
+            "codec_sps",
+            "h264_high444_cropped",
+            vec![
+                0, 0xf4, 0x00, 0x0d, 0x91, 0x9b, 0x28, 0x2c, 0x12, 0xf7, 0x78, 0x08, 0x80, 0x00,
+                0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x18, 0x07, 0x8a, 0x14, 0xcb,
+            ],
+        ),
         ("codec_adts", "two_frames", adts),
         (
             "codec_adts",
@@ -157,12 +165,12 @@ fn seeds_are_current_and_parse() {
     assert_eq!(annexb::split(&stream).count(), 3);
     assert_eq!(h264::Sps::parse(SPS264).unwrap().width, 320);
     assert_eq!(h265::Sps::parse(SPS265).unwrap().width, 352);
-    let adts = Bytes::from(all[4].2.clone());
+    let adts = Bytes::from(all[5].2.clone());
     let frames: Vec<_> = sluice_proto::codec::aac::adts_frames(&adts).collect();
     assert_eq!(frames.len(), 2);
     assert!(frames.iter().all(Result::is_ok));
     assert_eq!(
-        AudioSpecificConfig::parse(&all[5].2).unwrap().sample_rate,
+        AudioSpecificConfig::parse(&all[6].2).unwrap().sample_rate,
         20_000
     );
 }
