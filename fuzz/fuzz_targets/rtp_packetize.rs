@@ -1,6 +1,7 @@
 //! H.264 / H.265 packetization: every packet fits the payload size, parses back as RTP, and
-//! depacketizing yields exactly the NAL units the packetizer promises to send (parameter sets
-//! first on keyframes; delimiters, filler and unspecified types dropped).
+//! depacketizing yields exactly the NAL units the packetizer promises to send (all parameter
+//! sets of the access unit first on keyframes; delimiters, filler and unspecified types
+//! dropped).
 #![no_main]
 
 use bytes::Bytes;
@@ -61,11 +62,11 @@ fuzz_target!(|data: &[u8]| {
         check(&out, max);
         let key = keyframe || h264::is_keyframe(input.iter().map(|n| &n[..]));
         let ty = |n: &Bytes| h264::nal_type(n).map(|t| t.as_u8());
-        let last = |t: u8| input.iter().rev().find(|n| ty(n) == Some(t)).cloned();
+        let all = |t: u8| input.iter().filter(move |n| ty(n) == Some(t)).cloned();
         let mut want: Vec<Bytes> = Vec::new();
         if key {
-            want.extend(last(7));
-            want.extend(last(8));
+            want.extend(all(7));
+            want.extend(all(8));
         }
         want.extend(
             input
@@ -89,12 +90,12 @@ fuzz_target!(|data: &[u8]| {
         check(&out, max);
         let key = keyframe || h265::is_keyframe(input.iter().map(|n| &n[..]));
         let ty = |n: &Bytes| h265::nal_type(n);
-        let last = |t: u8| input.iter().rev().find(|n| ty(n) == Some(t)).cloned();
+        let all = |t: u8| input.iter().filter(move |n| ty(n) == Some(t)).cloned();
         let mut want: Vec<Bytes> = Vec::new();
         if key {
-            want.extend(last(32));
-            want.extend(last(33));
-            want.extend(last(34));
+            want.extend(all(32));
+            want.extend(all(33));
+            want.extend(all(34));
         }
         want.extend(
             input

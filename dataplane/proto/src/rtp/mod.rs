@@ -344,6 +344,41 @@ impl AudioPacketizer {
     }
 }
 
+/// The parameter sets a video packetizer repeats before every keyframe. Per kind (VPS, SPS,
+/// PPS), the units of that kind in the latest access unit that carried any replace the previous
+/// ones, so several parameter-set ids survive and a changed SPS reaches the viewers.
+#[derive(Debug, Clone, Default)]
+struct ParameterSets {
+    kinds: [Vec<Bytes>; 3],
+}
+
+impl ParameterSets {
+    /// Adopts the in-band parameter sets of an access unit; `kind` maps a NAL unit to 0..3.
+    fn update<'a>(
+        &mut self,
+        nalus: impl IntoIterator<Item = &'a Bytes>,
+        kind: impl Fn(&Bytes) -> Option<usize>,
+    ) {
+        let mut seen = [false; 3];
+        for nal in nalus {
+            let Some(k) = kind(nal) else { continue };
+            let (Some(list), Some(seen)) = (self.kinds.get_mut(k), seen.get_mut(k)) else {
+                continue;
+            };
+            if !*seen {
+                list.clear();
+                *seen = true;
+            }
+            list.push(nal.clone());
+        }
+    }
+
+    /// All sets in kind order (VPS, SPS, PPS), cloned (reference counts only).
+    fn to_vec(&self) -> Vec<Bytes> {
+        self.kinds.iter().flatten().cloned().collect()
+    }
+}
+
 /// Sequence numbering and header stamping shared by the packetizers.
 #[derive(Debug, Clone)]
 struct Sequencer {
