@@ -1,8 +1,8 @@
-//! Interop: ffmpeg-encoded H.264 (Annex-B) and AAC (ADTS) are parsed with `codec`, packetized
+//! Interop: ffmpeg-encoded H.264 or H.265 (Annex-B) and AAC (ADTS) are parsed with `codec`, packetized
 //! with `rtp`, described with `rtp::sdp`, sent over loopback UDP and decoded by a real ffmpeg
 //! reading the SDP. Asserts the decoded frame counts and the resolution ffmpeg saw.
 //!
-//! Needs `ffmpeg` with libx264 on PATH; the media is generated into a temp dir per run.
+//! Needs `ffmpeg` with libx264 and libx265 on PATH; the media is generated into a temp dir per run.
 
 use std::io::{Read, Write};
 use std::net::UdpSocket;
@@ -11,11 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice_proto::codec::{aac, annexb, h264, video_config_from_parameter_sets};
+use sluice_proto::codec::{aac, annexb, h264, h265, video_config_from_parameter_sets};
 use sluice_proto::media::{AudioCodec, AudioConfig, AudioFrame, VideoCodec, VideoFrame};
 use sluice_proto::rtp::sdp::{AudioMedia, ForwardingSdp, VideoMedia};
 use sluice_proto::rtp::{
-    AacPacketizer, H264Packetizer, PacketizerConfig, RtpPacket, RtpTimestamp, SeqNo, Ssrc,
+    AacPacketizer, PacketizerConfig, RtpPacket, RtpTimestamp, SeqNo, Ssrc, VideoPacketizer,
 };
 
 const WIDTH: u32 = 320;
@@ -44,8 +44,9 @@ fn ffmpeg(args: &[&str]) {
 struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("sluice-rtp-interop-{}", std::process::id()));
+    fn new(tag: &str) -> Self {
+        let p =
+            std::env::temp_dir().join(format!("sluice-rtp-interop-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }
@@ -60,24 +61,33 @@ impl Drop for TempDir {
     }
 }
 
-/// Groups Annex-B NAL units into access units (H.264 §7.4.1.2.3: a new picture starts at a
-/// non-VCL unit after a VCL one, or at a slice with first_mb_in_slice 0).
-fn access_units(nalus: impl Iterator<Item = Bytes>) -> Vec<Vec<Bytes>> {
+/// Groups Annex-B NAL units into access units: a new picture starts at a non-VCL unit after a
+/// VCL one, or at the first slice of a picture (H.264 §7.4.1.2.3 with first_mb_in_slice 0;
+/// H.265 §7.4.2.4.4 with first_slice_segment_in_pic_flag).
+fn access_units(codec: VideoCodec, nalus: impl Iterator<Item = Bytes>) -> Vec<Vec<Bytes>> {
     let mut aus: Vec<Vec<Bytes>> = Vec::new();
     let mut cur: Vec<Bytes> = Vec::new();
     let mut cur_has_vcl = false;
     for nal in nalus {
-        let t = h264::nal_type(&nal).unwrap();
-        let starts_new = if t.is_vcl() {
-            cur_has_vcl && h264::SliceHeader::parse(&nal).unwrap().first_mb_in_slice == 0
-        } else {
-            cur_has_vcl
+        let (vcl, first_slice) = match codec {
+            VideoCodec::H264 => {
+                let vcl = h264::nal_type(&nal).unwrap().is_vcl();
+                (
+                    vcl,
+                    vcl && h264::SliceHeader::parse(&nal).unwrap().first_mb_in_slice == 0,
+                )
+            }
+            _ => {
+                let h = h265::NalHeader::parse(&nal).unwrap();
+                (h.is_vcl(), h.is_vcl() && nal[2] & 0x80 != 0)
+            }
         };
+        let starts_new = cur_has_vcl && (!vcl || first_slice);
         if starts_new {
             aus.push(std::mem::take(&mut cur));
             cur_has_vcl = false;
         }
-        cur_has_vcl |= t.is_vcl();
+        cur_has_vcl |= vcl;
         cur.push(nal);
     }
     if !cur.is_empty() {
@@ -112,17 +122,48 @@ fn wait_until_bound(port: u16, deadline: Instant) {
 
 #[test]
 fn ffmpeg_decodes_our_h264_and_aac_rtp() {
+    interop(VideoCodec::H264);
+}
+
+#[test]
+fn ffmpeg_decodes_our_h265_and_aac_rtp() {
+    interop(VideoCodec::H265);
+}
+
+fn interop(codec: VideoCodec) {
     if !have_ffmpeg() {
         eprintln!("ffmpeg not on PATH: interop test not run");
         return;
     }
-    let dir = TempDir::new();
-    let (vpath, apath, sdp_path) = (dir.path("v.h264"), dir.path("a.aac"), dir.path("s.sdp"));
+    let dir = TempDir::new(&format!("{codec:?}"));
+    let (vpath, apath, sdp_path) = (dir.path("v.es"), dir.path("a.aac"), dir.path("s.sdp"));
     let size = format!("testsrc=size={WIDTH}x{HEIGHT}:rate={FPS}");
     let secs = SECONDS.to_string();
+    let (encoder, format, params_flag, params) = match codec {
+        VideoCodec::H264 => ("libx264", "h264", "-x264-params", "bframes=0:keyint=25"),
+        _ => (
+            "libx265",
+            "hevc",
+            "-x265-params",
+            "bframes=0:keyint=25:log-level=error",
+        ),
+    };
     ffmpeg(&[
-        "-f", "lavfi", "-i", &size, "-t", &secs, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-bf",
-        "0", "-g", "25", "-f", "h264", &vpath,
+        "-f",
+        "lavfi",
+        "-i",
+        &size,
+        "-t",
+        &secs,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        encoder,
+        params_flag,
+        params,
+        "-f",
+        format,
+        &vpath,
     ]);
     ffmpeg(&[
         "-f",
@@ -142,21 +183,28 @@ fn ffmpeg_decodes_our_h264_and_aac_rtp() {
 
     // Video: Annex-B -> access units -> VideoFrames.
     let vbytes = Bytes::from(std::fs::read(Path::new(&vpath)).unwrap());
-    let aus = access_units(annexb::split(&vbytes));
+    let aus = access_units(codec, annexb::split(&vbytes));
     assert_eq!(aus.len(), (FPS as u32 * SECONDS) as usize);
-    let find = |t: h264::NalType| {
+    let nal_type = |n: &Bytes| match codec {
+        VideoCodec::H264 => h264::nal_type(n).map(|t| t.as_u8()),
+        _ => h265::nal_type(n),
+    };
+    let find = |t: u8| {
         aus[0]
             .iter()
-            .find(|n| h264::nal_type(n) == Some(t))
+            .filter(|n| nal_type(n) == Some(t))
             .cloned()
-            .unwrap()
+            .collect::<Vec<_>>()
     };
-    let vconfig = video_config_from_parameter_sets(
-        VideoCodec::H264,
-        &[],
-        &[find(h264::NalType::Sps)],
-        &[find(h264::NalType::Pps)],
-    )
+    let vconfig = match codec {
+        VideoCodec::H264 => video_config_from_parameter_sets(codec, &[], &find(7), &find(8)),
+        _ => video_config_from_parameter_sets(
+            codec,
+            &find(h265::NAL_VPS),
+            &find(h265::NAL_SPS),
+            &find(h265::NAL_PPS),
+        ),
+    }
     .unwrap();
     assert_eq!((vconfig.width, vconfig.height), (WIDTH, HEIGHT));
     let vframes: Vec<VideoFrame> = aus
@@ -167,7 +215,10 @@ fn ffmpeg_decodes_our_h264_and_aac_rtp() {
             VideoFrame {
                 pts,
                 dts: pts,
-                keyframe: h264::is_keyframe(nalus.iter().map(|n| &n[..])),
+                keyframe: match codec {
+                    VideoCodec::H264 => h264::is_keyframe(nalus.iter().map(|n| &n[..])),
+                    _ => h265::is_keyframe(nalus.iter().map(|n| &n[..])),
+                },
                 nalus,
             }
         })
@@ -243,7 +294,8 @@ fn ffmpeg_decodes_our_h264_and_aac_rtp() {
             RtpTimestamp(ts),
         )
     };
-    let mut vp = H264Packetizer::new(cfg(96, 65_500, u32::MAX - 90_000), Some(&vconfig)).unwrap();
+    let vcfg = cfg(96, 65_500, u32::MAX - 90_000);
+    let mut vp = VideoPacketizer::new(vcfg, &vconfig).unwrap();
     let mut ap = AacPacketizer::new(cfg(97, 65_530, u32::MAX - 20_000), asc.sample_rate).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut packets: Vec<RtpPacket> = Vec::new();

@@ -447,6 +447,85 @@ mod tests {
         0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80,
     ];
 
+    // ffmpeg/libx264, Main profile, 1920x1080 (1088 coded, cropped) at 30000/1001 fps.
+    const SPS_1080P: &[u8] = &[
+        0x67, 0x4d, 0x40, 0x28, 0xec, 0xa0, 0x3c, 0x01, 0x13, 0xf2, 0xe0, 0x22, 0x00, 0x00, 0x07,
+        0xd2, 0x00, 0x01, 0xd4, 0xc0, 0x1e, 0x30, 0x63, 0x2c,
+    ];
+
+    /// libx264 SPSs covering scaling matrices (cqm=jvt), 4:4:4 and 4:2:2 cropping and
+    /// interlaced (field) coding, with what ffprobe reports for each stream.
+    #[test]
+    fn parses_profile_and_layout_variants() {
+        // (SPS, profile_idc, chroma_format_idc, width, height, frame rate)
+        type Case = (&'static [u8], u8, u8, u32, u32, (u32, u32));
+        let cases: [Case; 4] = [
+            (
+                &[
+                    0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00,
+                    0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x64, 0x0f, 0x18, 0x31, 0x96,
+                ],
+                100,
+                1,
+                640,
+                360,
+                (50, 1),
+            ),
+            (
+                &[
+                    0x67, 0xf4, 0x00, 0x0d, 0x91, 0x9b, 0x28, 0x2c, 0x12, 0xf7, 0x78, 0x08, 0x80,
+                    0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x18, 0x07, 0x8a, 0x14, 0xcb,
+                ],
+                244,
+                3,
+                350,
+                286,
+                (24, 1),
+            ),
+            (
+                &[
+                    0x67, 0x7a, 0x00, 0x15, 0xbc, 0xd9, 0x41, 0x61, 0xbf, 0x89, 0xc0, 0x44, 0x00,
+                    0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x01, 0xe0, 0x3c, 0x58, 0xb6, 0x58,
+                ],
+                122,
+                2,
+                352,
+                200,
+                (60, 1),
+            ),
+            (
+                &[
+                    0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xb4, 0x24, 0xd8, 0x08, 0x80, 0x00,
+                    0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x0f, 0x8a, 0x14, 0xcb,
+                ],
+                100,
+                1,
+                720,
+                576,
+                (25, 1),
+            ),
+        ];
+        for (nal, profile, chroma, w, h, fps) in cases {
+            let s = Sps::parse(nal).unwrap();
+            assert_eq!(s.profile_idc, profile);
+            assert_eq!(s.chroma_format_idc, chroma);
+            assert_eq!((s.width, s.height), (w, h), "profile {profile}");
+            assert_eq!(s.frame_rate(), Some(fps), "profile {profile}");
+        }
+        assert!(!Sps::parse(cases[3].0).unwrap().frame_mbs_only);
+    }
+
+    #[test]
+    fn parses_cropped_ntsc_rate_sps() {
+        let s = Sps::parse(SPS_1080P).unwrap();
+        assert_eq!(
+            (s.profile_idc, s.constraint_flags, s.level_idc),
+            (77, 0x40, 40)
+        );
+        assert_eq!((s.width, s.height), (1920, 1080));
+        assert_eq!(s.frame_rate(), Some((30_000, 1_001)));
+    }
+
     #[test]
     fn parses_high_profile_sps_with_vui() {
         let s = Sps::parse(SPS_720P).unwrap();

@@ -10,6 +10,32 @@
 //! few places that must build new bytes (changing a NAL framing, building a header) say so.
 //! [`video_config_from_parameter_sets`] is the entry point the ingest paths use to describe a
 //! video track from its parameter sets.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sluice_proto::codec::{annexb, h264, video_config_from_parameter_sets};
+//! use sluice_proto::media::VideoCodec;
+//!
+//! // SPS and PPS of a 320x240 Constrained Baseline stream, as an encoder writes them.
+//! let stream = Bytes::from_static(&[
+//!     0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03,
+//!     0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80, //
+//!     0, 0, 1, 0x68, 0xcb, 0x83, 0xcb, 0x20,
+//! ]);
+//! let nalus: Vec<Bytes> = annexb::split(&stream).collect(); // slices of `stream`
+//! assert_eq!(h264::nal_type(&nalus[0]), Some(h264::NalType::Sps));
+//! let config = video_config_from_parameter_sets(
+//!     VideoCodec::H264,
+//!     &[],
+//!     &nalus[..1],
+//!     &nalus[1..],
+//! )
+//! .unwrap();
+//! assert_eq!((config.width, config.height), (320, 240));
+//! assert_eq!(config.frame_rate, Some((25, 1)));
+//! ```
 
 pub mod aac;
 pub mod annexb;

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::{PacketizeError, PacketizerConfig, RtpClock, RtpPacket, Sequencer, even_chunks};
-use crate::media::{AudioFrame, MEDIA_CLOCK_HZ};
+use crate::media::AudioFrame;
 
 /// Largest AU the 13-bit AU-size field can describe.
 pub const MAX_AU_SIZE: usize = 8191;
@@ -24,14 +24,13 @@ pub struct AacPacketizer {
 impl AacPacketizer {
     /// A packetizer whose RTP clock is the AAC sample rate (`MPEG4-GENERIC/<rate>`).
     pub fn new(config: PacketizerConfig, sample_rate: u32) -> Result<Self, PacketizeError> {
+        if sample_rate == 0 {
+            return Err(PacketizeError::BadClockRate(sample_rate));
+        }
         Ok(Self {
             seq: Sequencer::new(config)?,
             clock: RtpClock {
-                rate: if sample_rate == 0 {
-                    MEDIA_CLOCK_HZ
-                } else {
-                    sample_rate
-                },
+                rate: sample_rate,
                 offset: config.initial_timestamp,
             },
         })
@@ -132,6 +131,10 @@ mod tests {
         assert_eq!(
             p.packetize(&big, &mut out),
             Err(PacketizeError::AuTooLarge(8192))
+        );
+        assert_eq!(
+            AacPacketizer::new(cfg, 0).err(),
+            Some(PacketizeError::BadClockRate(0))
         );
     }
 }

@@ -5,13 +5,22 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    DepacketizeError, MAX_REASSEMBLED_NAL, PacketizeError, PacketizerConfig, RtpClock, RtpPacket,
-    Sequencer, even_chunks,
+    DepacketizeError, MAX_REASSEMBLED_NAL, PacketizeError, PacketizerConfig, ParameterSets,
+    RtpClock, RtpPacket, Sequencer, even_chunks,
 };
 use crate::codec::h264::NalType;
 use crate::media::{MEDIA_CLOCK_HZ, VideoConfig, VideoFrame};
 
 const STAP_A: u8 = 24;
+
+/// Parameter-set kind of a NAL unit: 1 for an SPS, 2 for a PPS (0 is H.265's VPS).
+fn kind(nal: &Bytes) -> Option<usize> {
+    match NalType::from_u8(*nal.first()?) {
+        NalType::Sps => Some(1),
+        NalType::Pps => Some(2),
+        _ => None,
+    }
+}
 const FU_A: u8 = 28;
 
 /// Packetizes H.264 access units.
@@ -19,8 +28,7 @@ const FU_A: u8 = 28;
 pub struct H264Packetizer {
     seq: Sequencer,
     clock: RtpClock,
-    sps: Option<Bytes>,
-    pps: Option<Bytes>,
+    params: ParameterSets,
 }
 
 impl H264Packetizer {
@@ -36,50 +44,41 @@ impl H264Packetizer {
                 rate: MEDIA_CLOCK_HZ,
                 offset: config.initial_timestamp,
             },
-            sps: None,
-            pps: None,
+            params: ParameterSets::default(),
         };
         if let Some(v) = video {
-            p.set_parameter_sets(v.sps.first().cloned(), v.pps.first().cloned());
+            p.set_parameter_sets(&v.sps, &v.pps);
         }
         Ok(p)
     }
 
-    /// Replaces the parameter sets sent before keyframes.
-    pub fn set_parameter_sets(&mut self, sps: Option<Bytes>, pps: Option<Bytes>) {
-        self.sps = sps;
-        self.pps = pps;
+    /// Replaces the parameter sets sent before keyframes (each list may hold several ids).
+    pub fn set_parameter_sets(&mut self, sps: &[Bytes], pps: &[Bytes]) {
+        self.params = ParameterSets::default();
+        self.params.update(sps.iter().chain(pps), kind);
     }
 
-    /// Appends the packets of one access unit to `out`. Access unit delimiters and filler data
-    /// are dropped; on a keyframe the SPS and PPS go first, in one STAP-A when they fit.
+    /// Appends the packets of one access unit to `out`. Access unit delimiters, filler data and
+    /// unspecified NAL types (0, 24..=31) are dropped; on a keyframe the SPSs and PPSs go
+    /// first, in one STAP-A when they fit.
     pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<RtpPacket>) {
         let ts = self.clock.timestamp(frame.pts);
         let first = out.len();
         let keyframe =
             frame.keyframe || crate::codec::h264::is_keyframe(frame.nalus.iter().map(|n| &n[..]));
-        // In-band parameter sets replace the stored ones, so a changed SPS reaches the viewers.
-        for nal in &frame.nalus {
-            match NalType::from_u8(nal.first().copied().unwrap_or(0)) {
-                NalType::Sps => self.sps = Some(nal.clone()),
-                NalType::Pps => self.pps = Some(nal.clone()),
-                _ => {}
-            }
-        }
+        self.params.update(&frame.nalus, kind);
         if keyframe {
-            let sets: Vec<Bytes> = self
-                .sps
-                .iter()
-                .chain(self.pps.iter())
-                .filter(|n| !n.is_empty())
-                .cloned()
-                .collect();
+            let sets = self.params.to_vec();
             self.aggregate(&sets, ts, out);
         }
         for nal in &frame.nalus {
             let Some(&h) = nal.first() else { continue };
             match NalType::from_u8(h) {
                 NalType::Aud | NalType::Filler => continue,
+                // Unspecified types (0, 24..=31) would read as RTP payload structures
+                // (STAP-A, FU-A, ...) at the receiver: never forward them.
+                NalType::Other(0) | NalType::StapA | NalType::FuA => continue,
+                NalType::Other(t) if t >= 24 => continue,
                 NalType::Sps | NalType::Pps if keyframe => continue,
                 _ => self.single_or_fragments(nal, ts, out),
             }
@@ -286,6 +285,34 @@ mod tests {
         assert_eq!(out.len(), 3);
         assert_eq!(out[1].payload[0] & 0x1f, STAP_A);
         assert!(!out[1].header.marker && out[2].header.marker);
+    }
+
+    #[test]
+    fn every_parameter_set_id_is_repeated() {
+        let sps = Bytes::from_static(&[0x67, 0x42, 0xc0, 0x0d]);
+        let pps0 = Bytes::from_static(&[0x68, 0xce]);
+        let pps1 = Bytes::from_static(&[0x68, 0x4e]);
+        let mut p = H264Packetizer::new(cfg(1200), None).unwrap();
+        let mut out = Vec::new();
+        let idr = Bytes::from_static(&[0x65, 1]);
+        p.packetize(
+            &frame(
+                true,
+                vec![sps.clone(), pps0.clone(), pps1.clone(), idr.clone()],
+            ),
+            &mut out,
+        );
+        p.packetize(&frame(true, vec![idr.clone()]), &mut out);
+        // A new in-band PPS list replaces the old one; the SPS list stays.
+        p.packetize(&frame(true, vec![pps1.clone(), idr.clone()]), &mut out);
+        let mut d = H264Depacketizer::new();
+        let mut nalus = Vec::new();
+        for pkt in &out {
+            d.push(&pkt.payload_bytes(), &mut nalus).unwrap();
+        }
+        let first = [sps.clone(), pps0, pps1.clone(), idr.clone()];
+        let last = [sps, pps1, idr];
+        assert_eq!(nalus, [&first[..], &first[..], &last[..]].concat());
     }
 
     #[test]

@@ -5,20 +5,28 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    DepacketizeError, MAX_REASSEMBLED_NAL, PacketizeError, PacketizerConfig, RtpClock, RtpPacket,
-    RtpTimestamp, Sequencer, even_chunks,
+    DepacketizeError, MAX_REASSEMBLED_NAL, PacketizeError, PacketizerConfig, ParameterSets,
+    RtpClock, RtpPacket, RtpTimestamp, Sequencer, even_chunks,
 };
 use crate::codec::h265::{NAL_AP, NAL_AUD, NAL_FU, NAL_PPS, NAL_SPS, NAL_VPS, NalHeader};
 use crate::media::{MEDIA_CLOCK_HZ, VideoConfig, VideoFrame};
+
+/// Parameter-set kind of a NAL unit: 0 VPS, 1 SPS, 2 PPS.
+fn kind(nal: &Bytes) -> Option<usize> {
+    match NalHeader::parse(nal)?.nal_type {
+        NAL_VPS => Some(0),
+        NAL_SPS => Some(1),
+        NAL_PPS => Some(2),
+        _ => None,
+    }
+}
 
 /// Packetizes H.265 access units.
 #[derive(Debug, Clone)]
 pub struct H265Packetizer {
     seq: Sequencer,
     clock: RtpClock,
-    vps: Option<Bytes>,
-    sps: Option<Bytes>,
-    pps: Option<Bytes>,
+    params: ParameterSets,
 }
 
 impl H265Packetizer {
@@ -34,40 +42,26 @@ impl H265Packetizer {
                 rate: MEDIA_CLOCK_HZ,
                 offset: config.initial_timestamp,
             },
-            vps: None,
-            sps: None,
-            pps: None,
+            params: ParameterSets::default(),
         };
         if let Some(v) = video {
-            p.vps = v.vps.first().cloned();
-            p.sps = v.sps.first().cloned();
-            p.pps = v.pps.first().cloned();
+            p.params
+                .update(v.vps.iter().chain(&v.sps).chain(&v.pps), kind);
         }
         Ok(p)
     }
 
-    /// Appends the packets of one access unit to `out`. Access unit delimiters are dropped;
-    /// before an IRAP picture the VPS, SPS and PPS go first, in one AP when they fit.
+    /// Appends the packets of one access unit to `out`. Access unit delimiters and unspecified
+    /// NAL types (48..=63) are dropped; before an IRAP picture the VPSs, SPSs and PPSs go
+    /// first, in one AP when they fit.
     pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<RtpPacket>) {
         let ts = self.clock.timestamp(frame.pts);
         let first = out.len();
         let keyframe =
             frame.keyframe || crate::codec::h265::is_keyframe(frame.nalus.iter().map(|n| &n[..]));
-        for nal in &frame.nalus {
-            match NalHeader::parse(nal).map(|h| h.nal_type) {
-                Some(NAL_VPS) => self.vps = Some(nal.clone()),
-                Some(NAL_SPS) => self.sps = Some(nal.clone()),
-                Some(NAL_PPS) => self.pps = Some(nal.clone()),
-                _ => {}
-            }
-        }
+        self.params.update(&frame.nalus, kind);
         if keyframe {
-            let sets: Vec<Bytes> = [&self.vps, &self.sps, &self.pps]
-                .into_iter()
-                .flatten()
-                .filter(|n| n.len() >= 2)
-                .cloned()
-                .collect();
+            let sets = self.params.to_vec();
             self.aggregate(&sets, ts, out);
         }
         for nal in &frame.nalus {
@@ -76,6 +70,8 @@ impl H265Packetizer {
             };
             match h.nal_type {
                 NAL_AUD => continue,
+                // Unspecified types 48..=63 would read as AP/FU/PACI at the receiver.
+                t if t >= NAL_AP => continue,
                 NAL_VPS | NAL_SPS | NAL_PPS if keyframe => continue,
                 _ => self.single_or_fragments(nal, h, ts, out),
             }

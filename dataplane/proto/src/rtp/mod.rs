@@ -3,8 +3,8 @@
 //!
 //! # Output shape: packet descriptors, not packet buffers
 //!
-//! A packetizer turns one [`VideoFrame`](crate::media::VideoFrame) or
-//! [`AudioFrame`](crate::media::AudioFrame) into [`RtpPacket`]s appended to a caller-owned
+//! A packetizer turns one [`VideoFrame`] or [`AudioFrame`] into [`RtpPacket`]s appended to a
+//! caller-owned
 //! `Vec` (reused across frames, so steady state allocates nothing). Each descriptor is the
 //! 12-byte header, a payload prefix of at most 4 bytes held inline (FU indicator and header,
 //! the AAC AU-header section) and one [`Bytes`] slice of the NAL unit or audio frame. NAL bodies
@@ -26,6 +26,30 @@
 //! Sans-IO: the caller supplies SSRC, initial sequence number and initial timestamp (random,
 //! RFC 3550 §5.1), and frames carry their own 90 kHz timestamps. Sequence numbers wrap at 2^16,
 //! timestamps at 2^32; [`RtpClock`] converts the 90 kHz media clock to each payload's clock.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sluice_proto::media::VideoFrame;
+//! use sluice_proto::rtp::{H264Packetizer, PacketizerConfig, RtpTimestamp, SeqNo, Ssrc};
+//!
+//! let config = PacketizerConfig::new(Ssrc(0x1234), 96, SeqNo(7), RtpTimestamp(1_000));
+//! let mut packetizer = H264Packetizer::new(config, None).unwrap();
+//! let frame = VideoFrame {
+//!     pts: 3_000,
+//!     dts: 3_000,
+//!     keyframe: false,
+//!     nalus: vec![Bytes::from(vec![0x41; 3_000])],
+//! };
+//! let mut packets = Vec::new();
+//! packetizer.packetize(&frame, &mut packets);
+//! assert_eq!(packets.len(), 3); // FU-A fragments of at most 1200 bytes
+//! assert!(packets[2].header.marker);
+//! let mut wire = [0u8; 1500];
+//! let len = packets[0].write_to(&mut wire).unwrap();
+//! assert_eq!(len, packets[0].len());
+//! ```
 
 pub mod aac;
 pub mod h264;
@@ -42,7 +66,9 @@ pub use packet::{RtpHeader, RtpPacketView};
 
 use bytes::Bytes;
 
-use crate::media::MEDIA_CLOCK_HZ;
+use crate::media::{
+    AudioCodec, AudioConfig, AudioFrame, MEDIA_CLOCK_HZ, VideoCodec, VideoConfig, VideoFrame,
+};
 
 /// RTP synchronisation source identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,6 +153,12 @@ pub enum PacketizeError {
     /// Payload type above 127 (a caller bug).
     #[error("payload type {0} out of range")]
     BadPayloadType(u8),
+    /// The codec has no packetizer yet.
+    #[error("no RTP packetizer for {0}")]
+    UnsupportedCodec(&'static str),
+    /// A zero clock rate (a caller bug: the audio config has no sample rate).
+    #[error("clock rate {0} out of range")]
+    BadClockRate(u32),
     /// An AAC access unit longer than the 13-bit AU-size field: the publisher's frame cannot be
     /// carried in AAC-hbr.
     #[error("AAC access unit of {0} bytes exceeds 8191")]
@@ -253,6 +285,100 @@ impl RtpPacket {
     }
 }
 
+/// A video packetizer for whichever codec a track carries.
+#[derive(Debug, Clone)]
+pub enum VideoPacketizer {
+    /// RFC 6184.
+    H264(H264Packetizer),
+    /// RFC 7798.
+    H265(H265Packetizer),
+}
+
+impl VideoPacketizer {
+    /// A packetizer for `video.codec`, primed with its parameter sets.
+    pub fn new(config: PacketizerConfig, video: &VideoConfig) -> Result<Self, PacketizeError> {
+        match video.codec {
+            VideoCodec::H264 => Ok(Self::H264(H264Packetizer::new(config, Some(video))?)),
+            VideoCodec::H265 => Ok(Self::H265(H265Packetizer::new(config, Some(video))?)),
+            VideoCodec::Av1 => Err(PacketizeError::UnsupportedCodec("AV1")),
+        }
+    }
+
+    /// Appends the packets of one access unit to `out`.
+    pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<RtpPacket>) {
+        match self {
+            Self::H264(p) => p.packetize(frame, out),
+            Self::H265(p) => p.packetize(frame, out),
+        }
+    }
+}
+
+/// An audio packetizer for whichever codec a track carries.
+#[derive(Debug, Clone)]
+pub enum AudioPacketizer {
+    /// RFC 3640 AAC-hbr.
+    Aac(AacPacketizer),
+    /// RFC 7587.
+    Opus(OpusPacketizer),
+}
+
+impl AudioPacketizer {
+    /// A packetizer for `audio.codec` on its RTP clock.
+    pub fn new(config: PacketizerConfig, audio: &AudioConfig) -> Result<Self, PacketizeError> {
+        match audio.codec {
+            AudioCodec::Aac => Ok(Self::Aac(AacPacketizer::new(config, audio.sample_rate)?)),
+            AudioCodec::Opus => Ok(Self::Opus(OpusPacketizer::new(config)?)),
+        }
+    }
+
+    /// Appends the packet(s) of one audio frame to `out`.
+    pub fn packetize(
+        &mut self,
+        frame: &AudioFrame,
+        out: &mut Vec<RtpPacket>,
+    ) -> Result<(), PacketizeError> {
+        match self {
+            Self::Aac(p) => p.packetize(frame, out),
+            Self::Opus(p) => p.packetize(frame, out),
+        }
+    }
+}
+
+/// The parameter sets a video packetizer repeats before every keyframe. Per kind (VPS, SPS,
+/// PPS), the units of that kind in the latest access unit that carried any replace the previous
+/// ones, so several parameter-set ids survive and a changed SPS reaches the viewers.
+#[derive(Debug, Clone, Default)]
+struct ParameterSets {
+    kinds: [Vec<Bytes>; 3],
+}
+
+impl ParameterSets {
+    /// Adopts the in-band parameter sets of an access unit; `kind` maps a NAL unit to 0..3.
+    fn update<'a>(
+        &mut self,
+        nalus: impl IntoIterator<Item = &'a Bytes>,
+        kind: impl Fn(&Bytes) -> Option<usize>,
+    ) {
+        let mut seen = [false; 3];
+        for nal in nalus {
+            let Some(k) = kind(nal) else { continue };
+            let (Some(list), Some(seen)) = (self.kinds.get_mut(k), seen.get_mut(k)) else {
+                continue;
+            };
+            if !*seen {
+                list.clear();
+                *seen = true;
+            }
+            list.push(nal.clone());
+        }
+    }
+
+    /// All sets in kind order (VPS, SPS, PPS), cloned (reference counts only).
+    fn to_vec(&self) -> Vec<Bytes> {
+        self.kinds.iter().flatten().cloned().collect()
+    }
+}
+
 /// Sequence numbering and header stamping shared by the packetizers.
 #[derive(Debug, Clone)]
 struct Sequencer {
@@ -321,6 +447,54 @@ mod tests {
             offset: RtpTimestamp(0),
         };
         assert_eq!(v.timestamp(1 << 32), RtpTimestamp(0));
+    }
+
+    #[test]
+    fn codec_dispatch() {
+        let cfg = PacketizerConfig::new(Ssrc(1), 96, SeqNo(0), RtpTimestamp(0));
+        let mut video = VideoConfig {
+            codec: VideoCodec::H265,
+            vps: vec![],
+            sps: vec![],
+            pps: vec![],
+            width: 0,
+            height: 0,
+            profile: 0,
+            constraints: 0,
+            level: 0,
+            frame_rate: None,
+        };
+        assert!(matches!(
+            VideoPacketizer::new(cfg, &video),
+            Ok(VideoPacketizer::H265(_))
+        ));
+        video.codec = VideoCodec::Av1;
+        assert_eq!(
+            VideoPacketizer::new(cfg, &video).err(),
+            Some(PacketizeError::UnsupportedCodec("AV1"))
+        );
+        let opus = AudioConfig {
+            codec: AudioCodec::Opus,
+            sample_rate: 48_000,
+            channels: 2,
+            specific_config: Bytes::new(),
+        };
+        let mut p = AudioPacketizer::new(cfg, &opus).unwrap();
+        let mut out = Vec::new();
+        let frame = AudioFrame {
+            pts: 90_000,
+            data: Bytes::from_static(&[0xfc]),
+        };
+        p.packetize(&frame, &mut out).unwrap();
+        assert_eq!(out[0].header.timestamp, RtpTimestamp(48_000));
+        let bad = PacketizerConfig {
+            max_payload: 8,
+            ..cfg
+        };
+        assert_eq!(
+            AudioPacketizer::new(bad, &opus).err(),
+            Some(PacketizeError::BadMaxPayload(8))
+        );
     }
 
     #[test]
