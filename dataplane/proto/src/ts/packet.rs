@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
 /// Size of one transport stream packet in bytes.
@@ -502,7 +502,7 @@ impl Framer {
                 return;
             };
             if front.len() > n {
-                let _ = front.split_to(n);
+                front.advance(n);
                 self.buffered -= n;
                 return;
             }
@@ -532,7 +532,8 @@ impl Framer {
             };
             let want = PACKET_SIZE - out.len();
             if front.len() > want {
-                out.extend_from_slice(&front.split_to(want));
+                out.extend_from_slice(front.get(..want).unwrap_or_default());
+                front.advance(want);
             } else {
                 out.extend_from_slice(front);
                 self.chunks.pop_front();
