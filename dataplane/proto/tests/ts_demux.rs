@@ -576,3 +576,66 @@ fn pat_moving_the_pmt_is_followed() {
     assert_eq!(count(&ev, Pid::new(0x300)), 2);
     assert_eq!(d.stats().cc_errors, 0, "{:?}", d.stats());
 }
+
+proptest! {
+    /// Dropping any set of video packets counts one continuity error per gap, except gaps of
+    /// a multiple of 16 packets (the 4-bit counter wraps undetectably) and gaps at the very
+    /// start or end of the PID's packets, which leave no later packet to notice them.
+    #[test]
+    fn cc_errors_count_the_gaps(drops in prop::collection::btree_set(0usize..400, 0..40)) {
+        let (raw, _) = build(8);
+        let packets: Vec<&[u8]> = raw.chunks(PACKET_SIZE).collect();
+        let is_video = |p: &[u8]| u16::from_be_bytes([p[1] & 0x1f, p[2]]) == VIDEO.value();
+        let video_total = packets.iter().filter(|p| is_video(p)).count();
+        let drops: std::collections::BTreeSet<usize> =
+            drops.into_iter().filter(|&d| d < video_total).collect();
+        let mut kept = Vec::new();
+        let mut v = 0;
+        for p in &packets {
+            if is_video(p) {
+                let dropped = drops.contains(&v);
+                v += 1;
+                if dropped {
+                    continue;
+                }
+            }
+            kept.extend_from_slice(p);
+        }
+        let mut expected = 0;
+        let mut gap = 0;
+        for i in 0..video_total {
+            if drops.contains(&i) {
+                gap += 1;
+                continue;
+            }
+            if gap > 0 && gap < i && gap % 16 != 0 {
+                expected += 1;
+            }
+            gap = 0;
+        }
+        let (_, d) = run([Bytes::from(kept)]);
+        prop_assert_eq!(d.pid_cc_errors(VIDEO), expected as u64);
+        prop_assert_eq!(d.pid_cc_errors(AUDIO), 0);
+    }
+}
+
+#[test]
+fn losing_fifteen_packets_is_not_mistaken_for_a_duplicate() {
+    let (raw, _) = build(12);
+    let packets: Vec<&[u8]> = raw.chunks(PACKET_SIZE).collect();
+    let is_video = |p: &[u8]| u16::from_be_bytes([p[1] & 0x1f, p[2]]) == VIDEO.value();
+    let mut kept = Vec::new();
+    let mut v = 0;
+    for p in &packets {
+        if is_video(p) {
+            v += 1;
+            if (100..115).contains(&v) {
+                continue;
+            }
+        }
+        kept.extend_from_slice(p);
+    }
+    let (_, d) = run([Bytes::from(kept)]);
+    assert_eq!(d.stats().duplicates, 0);
+    assert_eq!(d.pid_cc_errors(VIDEO), 1);
+}

@@ -273,7 +273,7 @@ impl Demuxer {
             None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
             None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
         };
-        match cc.check(p.cc, p.payload_offset.is_some(), p.discontinuity()) {
+        match cc.check_packet(&p, raw) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;

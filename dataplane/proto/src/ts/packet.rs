@@ -321,11 +321,17 @@ pub enum CcVerdict {
     Discontinuity,
 }
 
+/// Bytes at the end of a packet compared to tell a true duplicate from a loss of 15 packets,
+/// which gives the same counter. The tail is payload; the PCR, which §2.4.3.3 lets differ in a
+/// duplicate, sits at the start of the adaptation field.
+const FINGERPRINT_LEN: usize = 16;
+
 /// Continuity counter state of one PID (§2.4.3.3).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CcTracker {
     last: Option<u8>,
     duplicate_seen: bool,
+    fingerprint: [u8; FINGERPRINT_LEN],
 }
 
 impl CcTracker {
@@ -366,6 +372,27 @@ impl CcTracker {
             self.duplicate_seen = false;
             CcVerdict::Discontinuity
         }
+    }
+
+    /// [`CcTracker::check`] for a whole packet (`raw`, [`PACKET_SIZE`] bytes, already
+    /// validated as `header`): a packet repeating the counter counts as a duplicate only if
+    /// its tail bytes match the previous packet's, so losing exactly 15 packets is caught.
+    pub fn check_packet(&mut self, header: &PacketHeader, raw: &[u8]) -> CcVerdict {
+        let fingerprint = raw
+            .last_chunk::<FINGERPRINT_LEN>()
+            .copied()
+            .unwrap_or_default();
+        let previous = std::mem::replace(&mut self.fingerprint, fingerprint);
+        let verdict = self.check(
+            header.cc,
+            header.payload_offset.is_some(),
+            header.discontinuity(),
+        );
+        if verdict == CcVerdict::Duplicate && previous != fingerprint {
+            self.duplicate_seen = false;
+            return CcVerdict::Discontinuity;
+        }
+        verdict
     }
 }
 
