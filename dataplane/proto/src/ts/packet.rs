@@ -127,6 +127,7 @@ pub struct AdaptationField {
 
 impl AdaptationField {
     /// Parses the adaptation field body (after the length byte).
+    #[inline]
     fn parse(body: &[u8]) -> Result<AdaptationField, PacketError> {
         let Some((&flags, rest)) = body.split_first() else {
             return Ok(AdaptationField::default());
@@ -173,6 +174,7 @@ pub struct PacketHeader {
 
 impl PacketHeader {
     /// Validates one packet: `buf` must be exactly [`PACKET_SIZE`] bytes.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<PacketHeader, PacketError> {
         let Some(&[sync, b1, b2, b3]) = buf.first_chunk::<4>() else {
             return Err(PacketError::BadLength(buf.len()));
@@ -343,6 +345,7 @@ impl CcTracker {
     /// Checks the counter of the next packet on this PID. `has_payload` is from
     /// `adaptation_field_control` (the counter only advances with a payload); `discontinuity`
     /// is the adaptation field's discontinuity indicator, which lets the counter jump.
+    #[inline]
     pub fn check(&mut self, cc: u8, has_payload: bool, discontinuity: bool) -> CcVerdict {
         let cc = cc & 0x0f;
         let prev = self.last.replace(cc);
@@ -377,6 +380,7 @@ impl CcTracker {
     /// [`CcTracker::check`] for a whole packet (`raw`, [`PACKET_SIZE`] bytes, already
     /// validated as `header`): a packet repeating the counter counts as a duplicate only if
     /// its tail bytes match the previous packet's, so losing exactly 15 packets is caught.
+    #[inline]
     pub fn check_packet(&mut self, header: &PacketHeader, raw: &[u8]) -> CcVerdict {
         let fingerprint = raw
             .last_chunk::<FINGERPRINT_LEN>()
