@@ -463,3 +463,179 @@ proptest! {
         prop_assert_eq!(ev, reference);
     }
 }
+
+/// Index of the first video packet without PUSI after packet `from`.
+fn video_continuation(raw: &[u8], from: usize) -> usize {
+    (from..raw.len() / PACKET_SIZE)
+        .find(|&i| {
+            let p = &raw[i * PACKET_SIZE..];
+            p[1] & 0x40 == 0 && u16::from_be_bytes([p[1] & 0x1f, p[2]]) == VIDEO.value()
+        })
+        .unwrap()
+}
+
+#[test]
+fn transport_error_and_scrambled_packets_are_dropped_and_counted() {
+    let (raw, _) = build(10);
+    let mut damaged = raw.clone();
+    let i = video_continuation(&raw, 50);
+    damaged[i * PACKET_SIZE + 1] |= 0x80; // transport_error_indicator
+    let (ev, d) = run([Bytes::from(damaged)]);
+    let s = d.stats();
+    assert_eq!(s.transport_errors, 1);
+    // The lost packet breaks the counter sequence, which drops the damaged PES.
+    assert_eq!((s.cc_errors, s.pes_discarded), (1, 1));
+    assert_eq!(count(&ev, VIDEO), 9);
+
+    let mut scrambled = raw.clone();
+    let j = video_continuation(&raw, 80);
+    scrambled[j * PACKET_SIZE + 3] |= 0x80;
+    let (_, d) = run([Bytes::from(scrambled)]);
+    assert_eq!(d.stats().scrambled_packets, 1);
+}
+
+#[test]
+fn adaptation_only_packets_keep_the_counter() {
+    let (raw, _) = build(6);
+    let (clean, _) = run([Bytes::from(raw.clone())]);
+    // Insert a PCR-only packet (adaptation field, no payload) after a video packet: it
+    // repeats that packet's counter, as §2.4.3.3 requires.
+    let i = video_continuation(&raw, 20);
+    let cc = raw[i * PACKET_SIZE + 3] & 0x0f;
+    let mut pcr = vec![
+        0x47,
+        (VIDEO.value() >> 8) as u8,
+        VIDEO.value() as u8,
+        0x20 | cc,
+        183,
+        0x10,
+    ];
+    pcr.extend_from_slice(&[0, 0, 0x10, 0, 0x7e, 0]);
+    pcr.resize(PACKET_SIZE, 0xff);
+    let mut with_pcr = raw[..(i + 1) * PACKET_SIZE].to_vec();
+    with_pcr.extend_from_slice(&pcr);
+    with_pcr.extend_from_slice(&raw[(i + 1) * PACKET_SIZE..]);
+    let (ev, d) = run([Bytes::from(with_pcr)]);
+    assert_eq!(ev, clean);
+    assert_eq!(d.stats().cc_errors, 0);
+}
+
+#[test]
+fn pat_moving_the_pmt_is_followed() {
+    let mut out = Vec::new();
+    let mut a = TestMuxer::new(Pid::new(0x1000), streams());
+    a.write_psi(&mut out);
+    let v = MuxPes {
+        pid: VIDEO,
+        stream_id: 0xe0,
+        pts: Some(1),
+        dts: None,
+        random_access: true,
+        bounded: true,
+        data: &[1, 2, 3],
+    };
+    a.write_pes(&v, &mut out);
+    // A new PAT version pointing at PMT PID 0x1100 that lists only an H.265 stream.
+    let mut b = TestMuxer::new(
+        Pid::new(0x1100),
+        vec![MuxStream {
+            pid: Pid::new(0x300),
+            stream_type: 0x24,
+            descriptors: vec![],
+        }],
+    );
+    let body = [0x00, 0x01, 0xf1, 0x00];
+    let pat = sluice_proto::ts::psi::build_section(0, 1, 1, &body);
+    a.write_section(Pid::PAT, &pat, &mut out); // continues the PAT counter
+    let pmt = b.pmt_section();
+    b.write_section(Pid::new(0x1100), &pmt, &mut out);
+    b.write_pes(
+        &MuxPes {
+            pid: Pid::new(0x300),
+            ..v
+        },
+        &mut out,
+    );
+    b.write_pes(
+        &MuxPes {
+            pid: Pid::new(0x300),
+            ..v
+        },
+        &mut out,
+    );
+    let (ev, d) = run([Bytes::from(out)]);
+    let programs: Vec<usize> = ev
+        .iter()
+        .filter_map(|e| match e {
+            DemuxEvent::ProgramChanged { streams } => Some(streams.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(programs, vec![3, 1]);
+    assert_eq!(count(&ev, VIDEO), 1);
+    assert_eq!(count(&ev, Pid::new(0x300)), 2);
+    assert_eq!(d.stats().cc_errors, 0, "{:?}", d.stats());
+}
+
+proptest! {
+    /// Dropping any set of video packets counts one continuity error per gap, except gaps of
+    /// a multiple of 16 packets (the 4-bit counter wraps undetectably) and gaps at the very
+    /// start or end of the PID's packets, which leave no later packet to notice them.
+    #[test]
+    fn cc_errors_count_the_gaps(drops in prop::collection::btree_set(0usize..400, 0..40)) {
+        let (raw, _) = build(8);
+        let packets: Vec<&[u8]> = raw.chunks(PACKET_SIZE).collect();
+        let is_video = |p: &[u8]| u16::from_be_bytes([p[1] & 0x1f, p[2]]) == VIDEO.value();
+        let video_total = packets.iter().filter(|p| is_video(p)).count();
+        let drops: std::collections::BTreeSet<usize> =
+            drops.into_iter().filter(|&d| d < video_total).collect();
+        let mut kept = Vec::new();
+        let mut v = 0;
+        for p in &packets {
+            if is_video(p) {
+                let dropped = drops.contains(&v);
+                v += 1;
+                if dropped {
+                    continue;
+                }
+            }
+            kept.extend_from_slice(p);
+        }
+        let mut expected = 0;
+        let mut gap = 0;
+        for i in 0..video_total {
+            if drops.contains(&i) {
+                gap += 1;
+                continue;
+            }
+            if gap > 0 && gap < i && gap % 16 != 0 {
+                expected += 1;
+            }
+            gap = 0;
+        }
+        let (_, d) = run([Bytes::from(kept)]);
+        prop_assert_eq!(d.pid_cc_errors(VIDEO), expected as u64);
+        prop_assert_eq!(d.pid_cc_errors(AUDIO), 0);
+    }
+}
+
+#[test]
+fn losing_fifteen_packets_is_not_mistaken_for_a_duplicate() {
+    let (raw, _) = build(12);
+    let packets: Vec<&[u8]> = raw.chunks(PACKET_SIZE).collect();
+    let is_video = |p: &[u8]| u16::from_be_bytes([p[1] & 0x1f, p[2]]) == VIDEO.value();
+    let mut kept = Vec::new();
+    let mut v = 0;
+    for p in &packets {
+        if is_video(p) {
+            v += 1;
+            if (100..115).contains(&v) {
+                continue;
+            }
+        }
+        kept.extend_from_slice(p);
+    }
+    let (_, d) = run([Bytes::from(kept)]);
+    assert_eq!(d.stats().duplicates, 0);
+    assert_eq!(d.pid_cc_errors(VIDEO), 1);
+}

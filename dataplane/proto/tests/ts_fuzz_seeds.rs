@@ -79,6 +79,37 @@ fn av_stream() -> Vec<u8> {
     out
 }
 
+/// One PES as the muxer writes it, cut out of its TS packets.
+fn pes_bytes(
+    stream_id: u8,
+    bounded: bool,
+    pts: Option<u64>,
+    dts: Option<u64>,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut mux = muxer();
+    let mut ts = Vec::new();
+    mux.write_pes(
+        &MuxPes {
+            pid: Pid::new(0x100),
+            stream_id,
+            pts,
+            dts,
+            random_access: false,
+            bounded,
+            data,
+        },
+        &mut ts,
+    );
+    assert_eq!(ts.len(), 188, "seed PES must fit one packet");
+    let start = if ts[3] & 0x20 != 0 {
+        5 + usize::from(ts[4])
+    } else {
+        4
+    };
+    ts[start..].to_vec()
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let av = av_stream();
     let mut garbage = vec![0x47, 0x00, 0x12];
@@ -100,6 +131,33 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("ts_psi", "pat", psi_payload(mux.pat_section())),
         ("ts_psi", "pmt_opus", psi_payload(mux.pmt_section())),
         ("ts_psi", "pmt_then_stuffing", split_pmt),
+        (
+            "ts_pes",
+            "video_pts_dts",
+            pes_bytes(
+                0xe0,
+                false,
+                Some(133_200),
+                Some(126_000),
+                &[0, 0, 0, 1, 0x65, 0x88],
+            ),
+        ),
+        (
+            "ts_pes",
+            "audio_bounded",
+            pes_bytes(
+                0xc0,
+                true,
+                Some(126_000),
+                None,
+                &[0xff, 0xf1, 0x50, 0x80, 0x01, 0x7f, 0xfc],
+            ),
+        ),
+        (
+            "ts_pes",
+            "opus_framing",
+            opus_pes_payload(&[&[0xfc, 1, 2], &[0xfc; 300]]),
+        ),
     ]
 }
 

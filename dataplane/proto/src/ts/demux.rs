@@ -2,6 +2,9 @@
 //!
 //! It follows the first program of the PAT (§2.4.4.3), tracks its PMT (§2.4.4.8) including
 //! version changes, and reassembles the PES (§2.4.3.6) of every elementary stream listed.
+//! Damage is counted, never fatal: a continuity error (§2.4.3.3) drops the PES in flight on
+//! that PID, a bad CRC drops the section, and the demuxer carries on with the next unit.
+//! The first program listed is followed; others are ignored (SRT ingest carries one).
 //! Run loop: [`Demuxer::push`] the received bytes, then [`Demuxer::poll`] until `None`; at the
 //! end of the input, [`Demuxer::flush`] completes the unbounded PES still open and poll again.
 //!
@@ -89,7 +92,7 @@ pub struct DemuxStats {
     pub skipped_bytes: u64,
     /// Packets copied because they straddled pushed buffers.
     pub straddled_packets: u64,
-    /// Packets rejected by [`Packet::parse`] (bad adaptation field).
+    /// Packets rejected by [`PacketHeader::parse`] (bad adaptation field).
     pub malformed_packets: u64,
     /// Packets with the transport error indicator set (dropped).
     pub transport_errors: u64,
@@ -181,6 +184,10 @@ impl Demuxer {
 
     /// Feeds received bytes, split anywhere. Every complete packet is processed now; the
     /// resulting events wait in a queue for [`Demuxer::poll`], so poll after each push.
+    ///
+    /// Sync is trusted only after [`super::packet::SYNC_CONFIRM_PACKETS`] sync bytes at
+    /// 188-byte spacing, so the first packets (and those after a sync loss) come out once
+    /// two more packets have arrived; a stream shorter than that yields nothing.
     pub fn push(&mut self, data: Bytes) {
         self.framer.push(data);
         while let Some(run) = self.framer.next_run() {
@@ -273,7 +280,7 @@ impl Demuxer {
             None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
             None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
         };
-        match cc.check(p.cc, p.payload_offset.is_some(), p.discontinuity()) {
+        match cc.check_packet(&p, raw) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;

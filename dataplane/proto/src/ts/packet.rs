@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
 /// Size of one transport stream packet in bytes.
@@ -127,6 +127,7 @@ pub struct AdaptationField {
 
 impl AdaptationField {
     /// Parses the adaptation field body (after the length byte).
+    #[inline]
     fn parse(body: &[u8]) -> Result<AdaptationField, PacketError> {
         let Some((&flags, rest)) = body.split_first() else {
             return Ok(AdaptationField::default());
@@ -173,6 +174,7 @@ pub struct PacketHeader {
 
 impl PacketHeader {
     /// Validates one packet: `buf` must be exactly [`PACKET_SIZE`] bytes.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<PacketHeader, PacketError> {
         let Some(&[sync, b1, b2, b3]) = buf.first_chunk::<4>() else {
             return Err(PacketError::BadLength(buf.len()));
@@ -321,11 +323,17 @@ pub enum CcVerdict {
     Discontinuity,
 }
 
+/// Bytes at the end of a packet compared to tell a true duplicate from a loss of 15 packets,
+/// which gives the same counter. The tail is payload; the PCR, which §2.4.3.3 lets differ in a
+/// duplicate, sits at the start of the adaptation field.
+const FINGERPRINT_LEN: usize = 16;
+
 /// Continuity counter state of one PID (§2.4.3.3).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CcTracker {
     last: Option<u8>,
     duplicate_seen: bool,
+    fingerprint: [u8; FINGERPRINT_LEN],
 }
 
 impl CcTracker {
@@ -337,6 +345,7 @@ impl CcTracker {
     /// Checks the counter of the next packet on this PID. `has_payload` is from
     /// `adaptation_field_control` (the counter only advances with a payload); `discontinuity`
     /// is the adaptation field's discontinuity indicator, which lets the counter jump.
+    #[inline]
     pub fn check(&mut self, cc: u8, has_payload: bool, discontinuity: bool) -> CcVerdict {
         let cc = cc & 0x0f;
         let prev = self.last.replace(cc);
@@ -366,6 +375,28 @@ impl CcTracker {
             self.duplicate_seen = false;
             CcVerdict::Discontinuity
         }
+    }
+
+    /// [`CcTracker::check`] for a whole packet (`raw`, [`PACKET_SIZE`] bytes, already
+    /// validated as `header`): a packet repeating the counter counts as a duplicate only if
+    /// its tail bytes match the previous packet's, so losing exactly 15 packets is caught.
+    #[inline]
+    pub fn check_packet(&mut self, header: &PacketHeader, raw: &[u8]) -> CcVerdict {
+        let fingerprint = raw
+            .last_chunk::<FINGERPRINT_LEN>()
+            .copied()
+            .unwrap_or_default();
+        let previous = std::mem::replace(&mut self.fingerprint, fingerprint);
+        let verdict = self.check(
+            header.cc,
+            header.payload_offset.is_some(),
+            header.discontinuity(),
+        );
+        if verdict == CcVerdict::Duplicate && previous != fingerprint {
+            self.duplicate_seen = false;
+            return CcVerdict::Discontinuity;
+        }
+        verdict
     }
 }
 
@@ -502,7 +533,7 @@ impl Framer {
                 return;
             };
             if front.len() > n {
-                let _ = front.split_to(n);
+                front.advance(n);
                 self.buffered -= n;
                 return;
             }
@@ -532,7 +563,8 @@ impl Framer {
             };
             let want = PACKET_SIZE - out.len();
             if front.len() > want {
-                out.extend_from_slice(&front.split_to(want));
+                out.extend_from_slice(front.get(..want).unwrap_or_default());
+                front.advance(want);
             } else {
                 out.extend_from_slice(front);
                 self.chunks.pop_front();

@@ -11,6 +11,12 @@ use thiserror::Error;
 /// sends one could make us buffer without limit; 8 MiB holds any sane coded picture.
 pub const MAX_PES_SIZE: usize = 8 * 1024 * 1024;
 
+/// Most the assembler reserves up front for an unbounded PES, from the size of the previous
+/// one on the PID. The frozen buffer keeps its capacity while the frame is held downstream,
+/// so without this cap a peer could send one huge PES and make every following small one
+/// pin that much memory; beyond it the buffer grows by doubling.
+pub const MAX_PES_PREALLOC: usize = 256 * 1024;
+
 /// Mask of a 33-bit timestamp.
 pub const TIMESTAMP_MASK: u64 = (1 << 33) - 1;
 
@@ -185,7 +191,7 @@ pub struct PesAssembler {
     length_known: bool,
     random_access: bool,
     active: bool,
-    /// Size of the last PES completed on this PID, at most [`MAX_PES_SIZE`].
+    /// Size of the last PES completed on this PID (used up to [`MAX_PES_PREALLOC`]).
     size_hint: usize,
 }
 
@@ -263,7 +269,7 @@ impl PesAssembler {
                 // Copy forced by the format: the PES continues in another TS packet.
                 let want = self
                     .bounded
-                    .unwrap_or(self.size_hint)
+                    .unwrap_or(self.size_hint.min(MAX_PES_PREALLOC))
                     .max(first.len() + bytes.len());
                 self.buf.reserve(want);
                 self.buf.extend_from_slice(&first);
@@ -574,6 +580,32 @@ mod tests {
         }
         assert_eq!(out, vec![Err(PesError::Overflow)]);
         assert!(!a.in_progress());
+    }
+
+    #[test]
+    fn small_pes_after_a_large_one_does_not_pin_its_size() {
+        let mut a = PesAssembler::new();
+        let mut out = vec![];
+        let big = pes(0xe0, false, None, None, &vec![1; 1_000_000]);
+        for (i, c) in big.chunks(184).enumerate() {
+            a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut out);
+        }
+        let small = pes(0xe0, false, None, None, &[2; 300]);
+        for (i, c) in small.chunks(184).enumerate() {
+            a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut out);
+        }
+        a.flush();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].as_ref().unwrap().payload.len(), 1_000_000);
+        // The 1 MB PES grew by doubling from the capped reservation; the next one reserves
+        // at most the cap (checked through the assembler's buffer capacity).
+        let mut a2 = PesAssembler::new();
+        a2.size_hint = 1_000_000;
+        for (i, c) in small.chunks(184).enumerate() {
+            a2.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut out);
+        }
+        assert!(a2.buf.capacity() <= MAX_PES_PREALLOC);
+        assert!(a2.buf.capacity() >= small.len());
     }
 
     #[test]
