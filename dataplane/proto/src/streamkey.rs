@@ -34,7 +34,7 @@
 use aes::Aes128;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use cipher::{KeyIvInit, StreamCipher};
+use cipher::{InnerIvInit, KeyInit, StreamCipher};
 use rmp::Marker;
 
 /// Longest stream key text accepted by [`decode`]. Guards the stack buffer the key is decoded
@@ -66,9 +66,21 @@ const B64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// An App certificate: the AES-128 key local stream keys are encrypted with.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Certificate([u8; 16]);
+/// An App certificate: the AES-128 key local stream keys are encrypted with. Holds the
+/// expanded key schedule too, so decoding many keys under one app does not redo it.
+#[derive(Clone)]
+pub struct Certificate {
+    bytes: [u8; 16],
+    cipher: Aes128,
+}
+
+impl PartialEq for Certificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Certificate {}
 
 impl std::fmt::Debug for Certificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,12 +109,20 @@ impl Certificate {
             };
             *byte = (hi << 4) | lo;
         }
-        Ok(Certificate(out))
+        Ok(Certificate {
+            bytes: out,
+            cipher: Aes128::new(&out.into()),
+        })
     }
 
     /// The 16 key bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The CTR keystream for `iv`.
+    fn keystream(&self, iv: &[u8; IV_LEN]) -> Aes128Ctr {
+        Aes128Ctr::from_core(ctr::CtrCore::inner_iv_init(self.cipher.clone(), iv.into()))
     }
 }
 
@@ -189,7 +209,7 @@ pub fn encode(cert: &Certificate, claims: &KeyClaims, iv: [u8; IV_LEN]) -> Strin
     }
     let mut blob = buf.into_vec();
     if let Some(body) = blob.get_mut(IV_LEN..) {
-        Aes128Ctr::new(&cert.0.into(), &iv.into()).apply_keystream(body);
+        cert.keystream(&iv).apply_keystream(body);
     }
     B64.encode(&blob)
 }
@@ -225,7 +245,7 @@ pub fn decode(cert: &Certificate, key: &str) -> Result<KeyClaims, IllegalKey> {
     }
     let (iv, body) = raw.split_at_mut(IV_LEN);
     let iv: [u8; IV_LEN] = (&*iv).try_into().map_err(|_| IllegalKey::TooShort)?;
-    Aes128Ctr::new(&cert.0.into(), &iv.into()).apply_keystream(body);
+    cert.keystream(&iv).apply_keystream(body);
     parse_claims(body)
 }
 
@@ -478,7 +498,7 @@ mod tests {
     fn key_for_plain(plain: &[u8]) -> String {
         let mut blob = IV.to_vec();
         let mut body = plain.to_vec();
-        Aes128Ctr::new(&cert().0.into(), &IV.into()).apply_keystream(&mut body);
+        cert().keystream(&IV).apply_keystream(&mut body);
         blob.extend_from_slice(&body);
         B64.encode(blob)
     }
@@ -511,7 +531,7 @@ mod tests {
         let plain = |cl: &KeyClaims| {
             let key = encode(&cert(), cl, IV);
             let mut raw = B64.decode(key).unwrap();
-            Aes128Ctr::new(&cert().0.into(), &IV.into()).apply_keystream(&mut raw[16..]);
+            cert().keystream(&IV).apply_keystream(&mut raw[16..]);
             raw[16..].to_vec()
         };
         let p = plain(&claims(&"a".repeat(32), "1", 127, Some("t")));
