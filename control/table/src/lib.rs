@@ -907,17 +907,19 @@ impl Table {
     /// all are taken.
     pub fn claim_stats_slot(&self) -> Option<StatsSlot> {
         let cap = self.cap(RegionId::Stats);
-        let start = self.stats_hint.load(Ordering::Relaxed) % cap;
-        (0..cap).map(|k| (start + k) % cap).find_map(|i| {
-            let owner = self.slot(RegionId::Stats, i).aux();
-            owner
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .ok()
-                .map(|_| {
-                    self.stats_hint.store(i.wrapping_add(1), Ordering::Relaxed);
-                    StatsSlot(i)
-                })
-        })
+        let start = u64::from(self.stats_hint.load(Ordering::Relaxed) % cap);
+        (0..u64::from(cap))
+            .map(|k| ((start + k) % u64::from(cap)) as u32)
+            .find_map(|i| {
+                let owner = self.slot(RegionId::Stats, i).aux();
+                owner
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .ok()
+                    .map(|_| {
+                        self.stats_hint.store(i.wrapping_add(1), Ordering::Relaxed);
+                        StatsSlot(i)
+                    })
+            })
     }
 
     fn stats_slot(&self, slot: StatsSlot) -> Result<Slot<'_>, TableError> {
@@ -967,7 +969,7 @@ impl Table {
             let sl = self.slot(RegionId::Events, (n % cap) as u32);
             let done = n.wrapping_mul(2).wrapping_add(2);
             if sl.seq().load(Ordering::Acquire) < done {
-                sl.seq().store(done - 1, Ordering::Relaxed);
+                sl.seq().store(done.wrapping_sub(1), Ordering::Relaxed);
                 fence(Ordering::Release);
                 sl.fill(State::Empty, n, &[]);
                 sl.seq().store(done, Ordering::Release);
@@ -1030,7 +1032,7 @@ impl Table {
         }
         fence(Ordering::Release);
         sl.fill(State::Occupied, n, &bytes);
-        sl.seq().store(writing + 1, Ordering::Release);
+        sl.seq().store(writing.wrapping_add(1), Ordering::Release);
         Ok(())
     }
 
@@ -1071,7 +1073,7 @@ impl Table {
             if s1 < done {
                 if head - n > cap / 2 {
                     batch.lost += 1;
-                    cursor.next += 1;
+                    cursor.next = n + 1;
                     continue;
                 }
                 break;
