@@ -14,8 +14,57 @@
 //! - Every slot is guarded by a seqlock built only from atomics; the payload is stored as
 //!   `AtomicU64` words, because a plain memcpy racing with a writer is undefined behaviour.
 //!
-//! ## Layout
-//! See [`layout`] for the byte layout of the header and regions.
+//! ## Layout (ABI version 1)
+//! The file is an array of little-endian 64-bit words, each accessed only as an `AtomicU64`.
+//! Header, page 0:
+//! ```text
+//! byte     word  field
+//! 0..8     0     magic "SLUICETB" (stored last when the file is built)
+//! 8..16    1     abi_version (low 32 bits) | header_bytes = 4096 (high 32 bits)
+//! 16..24   2     file_bytes
+//! 24..152  3..19 region table, 8 x {offset: u64, slot_bytes: u32 | capacity: u32 << 32}
+//! 256..264 32    config generation (bumped after every config write)
+//! 264..272 33    dataplane heartbeat, Unix ms
+//! 272..280 34    event head: event sequence numbers claimed so far
+//! ..4096         reserved (zero)
+//! ```
+//! Regions follow in this order, each starting on a 4096-byte boundary:
+//! ```text
+//! region       index       default slots  slot bytes  writer
+//! apps         linear                 64        2048  control
+//! keys         hash (FNV)          65536         768  control
+//! revocations  hash (FNV)          16384        1024  control
+//! templates    linear                640        4096  control
+//! forwarders   linear               1024         512  control
+//! commands     linear               4096         512  control
+//! stats        owner CAS            8192        4096  one dataplane core per slot
+//! events       ring                 4096        6144  any dataplane core
+//! ```
+//! Every slot:
+//! ```text
+//! word  field
+//! 0     seq      seqlock: odd while written, even when stable (events: 2n+1 / 2n+2)
+//! 1     meta     state (0 empty, 1 occupied, 2 tombstone) | payload length << 32
+//! 2     tag      FNV-1a 64 of the record's identity (events: sequence number n)
+//! 3     aux      stats: owner word (0 free, 1 claimed), outside the seqlock
+//! 4..   payload  rmp-serde bytes of the record (a msgpack map with field names)
+//! ```
+//! Hash regions use linear probing from `tag & (capacity - 1)` with tombstones; a tombstone
+//! followed by an empty slot is turned back into an empty slot, and inserts stop at 7/8 load.
+//! Records are serialised with field names, so fields can be added (with
+//! `#[serde(default)]`) without changing the ABI version; a record that does not fit its slot
+//! is refused ([`TableError::RecordTooLarge`]), never truncated. [`layout`] has the constants.
+//!
+//! ## Lifecycle
+//! - Control calls [`Table::create_or_open`] then [`Table::sync_config`] with the store's
+//!   content. If the file has another ABI or layout, control builds a fresh file and renames
+//!   it into place; a running dataplane sees [`Table::is_replaced`] and reopens.
+//! - The dataplane calls [`Table::open`] (refusing a foreign ABI), then
+//!   [`Table::reset_stats`], then heartbeats. It re-reads cached config when
+//!   [`Table::generation`] changes.
+//! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
+//!   the record as absent after a bounded number of retries; control's next start clears
+//!   such slots and resyncs.
 //!
 //! ## Example
 //! ```no_run
