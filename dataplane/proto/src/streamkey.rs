@@ -155,6 +155,26 @@ impl KeyClaims {
     pub fn is_expired(&self, now_unix: u64) -> bool {
         now_unix >= self.expires_at
     }
+
+    /// Checks channel and uid against the service's naming rules (api-digest §1.3): channel
+    /// under 64 bytes, uid at most 255 bytes, both from the 89-character set, and not both
+    /// empty or `"0"`. [`decode`] does not apply these (the reference tool does not either);
+    /// the gateway calls this before admitting a stream (abort code 1 on failure).
+    pub fn check_names(&self) -> Result<(), IllegalKey> {
+        let c = self.channel.as_bytes();
+        if c.len() > MAX_CHANNEL_BYTES || !c.iter().all(|&b| is_name_char(b)) {
+            return Err(IllegalKey::BadChannel);
+        }
+        let u = self.uid.as_bytes();
+        if u.len() > MAX_UID_BYTES || !u.iter().all(|&b| is_name_char(b)) {
+            return Err(IllegalKey::BadUid);
+        }
+        let blank = |s: &str| s.is_empty() || s == "0";
+        if blank(&self.channel) && blank(&self.uid) {
+            return Err(IllegalKey::NoIdentity);
+        }
+        Ok(())
+    }
 }
 
 /// Why a stream key was refused. Every variant is the publisher's fault and maps to abort code
@@ -188,6 +208,29 @@ pub enum IllegalKey {
     /// Bytes follow the claims map.
     #[error("stream key payload has trailing bytes")]
     TrailingBytes,
+    /// The channel is 64 bytes or longer or has a character outside the allowed set
+    /// (from [`KeyClaims::check_names`], not from [`decode`]).
+    #[error("stream key channel name is not allowed")]
+    BadChannel,
+    /// The uid is longer than 255 bytes or has a character outside the allowed set
+    /// (from [`KeyClaims::check_names`]).
+    #[error("stream key uid is not allowed")]
+    BadUid,
+    /// Channel and uid are both empty or `"0"` (from [`KeyClaims::check_names`]).
+    #[error("stream key has neither channel nor uid")]
+    NoIdentity,
+}
+
+/// Longest channel name, in bytes (the service: "under 64 bytes").
+pub const MAX_CHANNEL_BYTES: usize = 63;
+
+/// Longest string uid, in bytes.
+pub const MAX_UID_BYTES: usize = 255;
+
+/// Whether `b` is in the 89-character set the service allows in channel names and string
+/// uids: ASCII letters, digits, space and `! # $ % & ( ) + - : ; < = . > ? @ [ ] ^ _ { } | ~ ,`.
+pub fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b" !#$%&()+-:;<=.>?@[]^_{}|~,".contains(&b)
 }
 
 /// Builds the stream key for `claims`, encrypted under `cert` with the caller's random `iv`.
@@ -636,6 +679,47 @@ mod tests {
             Err(BadCertificate)
         );
         assert_eq!(format!("{:?}", cert()), "Certificate(..)");
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(claims("test", "123", 1, None).check_names(), Ok(()));
+        assert_eq!(claims("", "123", 1, None).check_names(), Ok(()));
+        assert_eq!(claims("a b!{}|~,", "u-1", 1, None).check_names(), Ok(()));
+        assert_eq!(
+            claims(&"c".repeat(63), &"u".repeat(255), 1, None).check_names(),
+            Ok(())
+        );
+        assert_eq!(
+            claims(&"c".repeat(64), "1", 1, None).check_names(),
+            Err(IllegalKey::BadChannel)
+        );
+        assert_eq!(
+            claims("a/b", "1", 1, None).check_names(),
+            Err(IllegalKey::BadChannel)
+        );
+        assert_eq!(
+            claims("é", "1", 1, None).check_names(),
+            Err(IllegalKey::BadChannel)
+        );
+        assert_eq!(
+            claims("c", &"u".repeat(256), 1, None).check_names(),
+            Err(IllegalKey::BadUid)
+        );
+        assert_eq!(
+            claims("c", "a\"b", 1, None).check_names(),
+            Err(IllegalKey::BadUid)
+        );
+        assert_eq!(
+            claims("", "0", 1, None).check_names(),
+            Err(IllegalKey::NoIdentity)
+        );
+        assert_eq!(
+            claims("0", "", 1, None).check_names(),
+            Err(IllegalKey::NoIdentity)
+        );
+        let allowed = (0..=255u8).filter(|&b| is_name_char(b)).count();
+        assert_eq!(allowed, 89);
     }
 
     #[test]
