@@ -62,6 +62,9 @@
 //! - The dataplane calls [`Table::open`] (refusing a foreign ABI), then
 //!   [`Table::reset_stats`], then heartbeats. It re-reads cached config when
 //!   [`Table::generation`] changes.
+//! - The file is fully written at creation, so it occupies its whole size in tmpfs: about
+//!   125 MiB with the default capacities (mostly keys 48 MiB, stats 32 MiB, events 24 MiB).
+//!   Lower [`Capacities`] on small machines or containers.
 //! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
 //!   the record as absent after a bounded number of retries; control's next start clears
 //!   such slots and resyncs.
@@ -94,6 +97,7 @@ use serde::de::DeserializeOwned;
 use slot::{Slot, State};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, Permissions};
+use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -181,6 +185,18 @@ pub enum TableError {
         path: PathBuf,
         /// What was wrong.
         detail: String,
+    },
+    /// The file system (tmpfs) has no room for the table. Creation writes the whole file, so
+    /// this shows up here instead of as a SIGBUS when a page is first touched later.
+    #[error(
+        "table file {path} needs {bytes} bytes and the file system is full: enlarge /dev/shm \
+         (e.g. docker --shm-size) or lower the table capacities"
+    )]
+    NoSpace {
+        /// The table file.
+        path: PathBuf,
+        /// The file size the capacities need.
+        bytes: u64,
     },
     /// A capacity of 0, or a layout that does not fit in 64-bit offsets.
     #[error("invalid capacities: {0}")]
@@ -1167,6 +1183,9 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// `ENOSPC` on Linux (no `libc` dependency for one constant).
+const ENOSPC: i32 = 28;
+
 /// Builds a fresh table file next to `path` and renames it into place, so no process ever
 /// maps a half-initialised file.
 fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
@@ -1175,7 +1194,7 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
     let tmp = PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let file: File = OpenOptions::new()
+        let mut file: File = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
@@ -1183,7 +1202,16 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
             .open(&tmp)?;
         // The umask can only remove bits, but be explicit: the file holds App certificates.
         file.set_permissions(Permissions::from_mode(0o600))?;
-        file.set_len(layout.file_bytes)?;
+        // Write every byte rather than `set_len`: a sparse tmpfs file whose pages are
+        // allocated on first touch would SIGBUS both processes when /dev/shm runs out (a
+        // 64 MiB Docker default is smaller than the default table); failing here is clearer.
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = layout.file_bytes;
+        while left > 0 {
+            let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
+            file.write_all(zeros.get(..n).unwrap_or(&zeros))?;
+            left -= n as u64;
+        }
         let map = memmap2::MmapRaw::map_raw(&file)?;
         // SAFETY: as in `Table::words`: page-aligned, sized by `set_len` above, and nobody
         // else can map the file yet (it is not at its final path).
@@ -1211,7 +1239,14 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        io_err(path)(e)
+        if e.raw_os_error() == Some(ENOSPC) {
+            TableError::NoSpace {
+                path: path.to_owned(),
+                bytes: layout.file_bytes,
+            }
+        } else {
+            io_err(path)(e)
+        }
     })
 }
 
