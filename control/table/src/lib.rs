@@ -922,6 +922,16 @@ impl Table {
         self.linear_find::<AppRecord>(digest(&[id]), |r| r.id == id)
             .map(|(_, r)| r)
     }
+    /// The app whose `domains` contain `host` (ASCII case-insensitive; pass the host without
+    /// a port). The first match in slot order if several apps claim it.
+    pub fn app_by_domain(&self, host: &str) -> Option<AppRecord> {
+        let mut buf = Vec::new();
+        (0..self.cap(RegionId::Apps)).find_map(|i| {
+            self.read_record::<AppRecord>(RegionId::Apps, i, None, &mut buf)
+                .1
+                .filter(|a| a.domains.iter().any(|d| d.eq_ignore_ascii_case(host)))
+        })
+    }
     /// All apps.
     pub fn apps(&self) -> Vec<AppRecord> {
         self.scan_all(RegionId::Apps)

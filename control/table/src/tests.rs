@@ -191,6 +191,15 @@ fn apps_put_update_remove() {
     t.put_app(&app("a", 3)).unwrap();
     assert_eq!(d.app("a"), Some(app("a", 3)));
     assert_eq!(d.apps().len(), 2);
+    assert_eq!(
+        d.app_by_domain("D3.Example.com").map(|a| a.id),
+        Some("a".into())
+    );
+    assert_eq!(
+        d.app_by_domain("d2.example.com").map(|a| a.id),
+        Some("b".into())
+    );
+    assert_eq!(d.app_by_domain("d1.example.com"), None);
     assert!(t.remove_app("a").unwrap());
     assert!(!t.remove_app("a").unwrap());
     assert_eq!(d.app("a"), None);
