@@ -471,13 +471,7 @@ impl Table {
 
     /// The mapping as atomic words.
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping is page-aligned (so 8-aligned) and lives as long as `self`;
-        // `AtomicU64` has the size and alignment of `u64`; every access to the file, from any
-        // process, goes through atomic operations, which is what makes shared mutation through
-        // `&` sound. A file truncated behind our back would fault (SIGBUS), not alias memory.
-        unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
-        }
+        atomic_words(&self.map)
     }
 
     fn header(&self, word: usize) -> &AtomicU64 {
@@ -1193,6 +1187,16 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// Views a shared mapping as atomic words (the only way this crate touches mapped memory).
+fn atomic_words(map: &memmap2::MmapRaw) -> &[AtomicU64] {
+    // SAFETY: the mapping is page-aligned (so 8-aligned), `map.len() / 8` words lie inside
+    // it, and it stays mapped for the borrow of `map`. `AtomicU64` is 8 bytes with 8-byte
+    // alignment and the bit validity of `u64` (any bit pattern is valid). Every access to the file, from any
+    // process, is an atomic operation, which is what makes mutation through shared references
+    // sound. (A file truncated behind our back would fault with SIGBUS, not alias memory.)
+    unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), map.len() / 8) }
+}
+
 /// `ENOSPC` on Linux (no `libc` dependency for one constant).
 const ENOSPC: i32 = 28;
 
@@ -1223,10 +1227,7 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
             left -= n as u64;
         }
         let map = memmap2::MmapRaw::map_raw(&file)?;
-        // SAFETY: as in `Table::words`: page-aligned, sized by `set_len` above, and nobody
-        // else can map the file yet (it is not at its final path).
-        let words =
-            unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), map.len() / 8) };
+        let words = atomic_words(&map);
         let set = |i: usize, v: u64| {
             if let Some(w) = words.get(i) {
                 w.store(v, Ordering::Relaxed);
