@@ -66,7 +66,7 @@
 //!   125 MiB with the default capacities (mostly keys 48 MiB, stats 32 MiB, events 24 MiB).
 //!   Lower [`Capacities`] on small machines or containers.
 //! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
-//!   the record as absent after a bounded number of retries; control's next start clears
+//!   the record as absent after retrying for 20 ms; control's next start clears
 //!   such slots and resyncs.
 //!
 //! ## Example
@@ -114,9 +114,9 @@ pub fn default_path(name: &str) -> PathBuf {
 pub struct Capacities {
     /// Apps (linear scan).
     pub apps: u32,
-    /// REST stream keys (open addressing).
+    /// REST stream keys (open addressing; accepts up to 7/8 of this many live keys).
     pub keys: u32,
-    /// Revoked local keys (open addressing).
+    /// Revoked local keys (open addressing; up to 7/8 of this many live entries).
     pub revocations: u32,
     /// Templates (linear scan).
     pub templates: u32,
@@ -410,7 +410,8 @@ impl Table {
         Table::open(path)
     }
 
-    /// Dataplane side: opens an existing table, refusing a wrong magic or ABI version.
+    /// Dataplane side: opens an existing table, refusing a wrong magic or ABI version. Fails
+    /// with [`TableError::Io`] (`NotFound`) until control has created the file: retry.
     pub fn open(path: &Path) -> Result<Table, TableError> {
         let file = OpenOptions::new()
             .read(true)
