@@ -307,6 +307,13 @@ fn parse_units(b: &[u8], patch: bool) -> Result<Units, ApiError> {
     Ok(u)
 }
 
+/// Validates a template body (`{"settings":{...}}`, PATCH rules when `patch`) and returns the
+/// normalised `settings` as stored. Normalising is idempotent: validating
+/// `{"settings": <output>}` again yields the same output (the fuzz target checks this).
+pub fn validate_settings(body: &[u8], patch: bool) -> Result<Value, ApiError> {
+    parse_units(body, patch).map(assemble)
+}
+
 fn assemble(u: Units) -> Value {
     let mut t = Map::new();
     if let Some(v) = u.video {
