@@ -782,6 +782,9 @@ fn bad_input_is_refused_and_changes_nothing() {
         400
     );
     assert_eq!(s.call("GET", "/nothing-here", None).status, 404);
+    let r = s.call("PATCH", "/streamkeys", None);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["status"], "error");
     // Store unchanged.
     let l = s.call("GET", "/streamkeys", None).json();
     assert_eq!(l["data"]["streamKeys"].as_array().unwrap().len(), 0);

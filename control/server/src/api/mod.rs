@@ -421,6 +421,13 @@ async fn fallback() -> ApiError {
     ApiError::not_found("No such endpoint.")
 }
 
+async fn method_fallback() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed on this endpoint.",
+    )
+}
+
 /// The full router.
 pub fn router(st: Arc<AppState>) -> Router {
     const P: &str = "/{region}/{version}/projects/{appId}/rtls/ingress";
@@ -463,6 +470,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         )
         .route(&r("/events"), get(streams::events))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_fallback)
         .layer(middleware::from_fn_with_state(st.clone(), guard))
         .layer(middleware::from_fn(request_id))
         .with_state(st)
