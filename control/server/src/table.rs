@@ -46,6 +46,8 @@ pub enum ConfigChange {
     RemoveForwarder(String, String),
     /// Kick or mute state of a stream.
     PutCommand(StreamCommand),
+    /// Command of a stream that is gone (app, sid).
+    RemoveCommand(String, String),
 }
 
 /// Failure to write the table (full region, record too large, I/O).
@@ -275,6 +277,9 @@ impl ConfigSink for MemoryTable {
             ConfigChange::PutCommand(cmd) => {
                 c.commands
                     .insert((cmd.app_id.clone(), cmd.sid.clone()), cmd);
+            }
+            ConfigChange::RemoveCommand(a, sid) => {
+                c.commands.remove(&(a, sid));
             }
         }
         Ok(())

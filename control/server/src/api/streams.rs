@@ -147,10 +147,23 @@ pub async fn query(State(st): State<Arc<AppState>>, p: PathParams) -> ApiResult 
 }
 
 fn update_command(st: &AppState, app: &str, sid: &str, f: impl FnOnce(&mut StreamCommand)) {
-    let cmd = {
+    let live: std::collections::HashSet<(String, String)> = st
+        .stats
+        .streams()
+        .into_iter()
+        .map(|s| (s.app_id, s.sid))
+        .collect();
+    let (cmd, gone) = {
         let Ok(mut map) = st.commands.lock() else {
             return;
         };
+        // Commands of streams that ended are dropped, so the map (and the table's command
+        // region) holds at most one entry per live stream.
+        let gone: Vec<(String, String)> =
+            map.keys().filter(|k| !live.contains(*k)).cloned().collect();
+        for k in &gone {
+            map.remove(k);
+        }
         let c = map
             .entry((app.to_string(), sid.to_string()))
             .or_insert_with(|| StreamCommand {
@@ -161,8 +174,11 @@ fn update_command(st: &AppState, app: &str, sid: &str, f: impl FnOnce(&mut Strea
                 video_muted: false,
             });
         f(c);
-        c.clone()
+        (c.clone(), gone)
     };
+    for (a, s) in gone {
+        st.publish(ConfigChange::RemoveCommand(a, s));
+    }
     st.publish(ConfigChange::PutCommand(cmd));
 }
 
