@@ -87,6 +87,10 @@ pub struct VideoInfo {
     pub bitrate_kbps: u32,
     /// GOP in ms.
     pub gop_ms: u32,
+    /// B-frames seen.
+    pub bframes: bool,
+    /// H.264 `profile-level-id` (6 hex digits) when known, for SDP.
+    pub profile_level_id: String,
 }
 
 /// Source audio parameters of a live stream.
@@ -125,6 +129,10 @@ pub struct StreamInfo {
     pub video: Option<VideoInfo>,
     /// Audio parameters once known.
     pub audio: Option<AudioInfo>,
+    /// Raw VPS/SPS/PPS NAL units (for SDP `sprop-*`).
+    pub video_params: Vec<Vec<u8>>,
+    /// AudioSpecificConfig or Opus head (for SDP `config=`).
+    pub audio_config: Vec<u8>,
 }
 
 /// Event kinds, numbered as the webhook `eventType`.

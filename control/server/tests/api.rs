@@ -37,6 +37,8 @@ fn stream(sid: &str, app: &str, channel: &str, running: bool) -> StreamInfo {
             fps: 30,
             bitrate_kbps: 2500,
             gop_ms: 2000,
+            bframes: false,
+            profile_level_id: "42e01f".into(),
         }),
         audio: Some(AudioInfo {
             codec: "AAC".into(),
@@ -44,6 +46,8 @@ fn stream(sid: &str, app: &str, channel: &str, running: bool) -> StreamInfo {
             sample_rate: 48000,
             bitrate_kbps: 128,
         }),
+        video_params: vec![vec![0x67, 0x42], vec![0x68, 0xce]],
+        audio_config: vec![0x11, 0x90],
     }
 }
 
