@@ -7,8 +7,8 @@
 //!
 //! Layout: [`config`] parses and validates the TOML file; [`store`] is the durable store behind
 //! the [`store::Store`] trait; [`table`] holds the traits through which the server talks to the
-//! shared-memory table ([`table::ConfigSink`], [`table::StatsSource`]) and an in-memory
-//! implementation; [`api`] is the HTTP surface; [`filters`] parses `adaptFilters` expressions;
+//! shared-memory table ([`table::ConfigSink`], [`table::StatsSource`]) with an in-memory
+//! implementation and [`table_shm`], the one on `sluice_table::Table`; [`api`] is the HTTP surface; [`filters`] parses `adaptFilters` expressions;
 //! [`localkey`] wraps the locally generated stream-key codec; [`supervise`] runs `sluice up`.
 
 pub mod api;
@@ -18,4 +18,5 @@ pub mod localkey;
 pub mod store;
 pub mod supervise;
 pub mod table;
+pub mod table_shm;
 pub mod time;

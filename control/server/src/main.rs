@@ -43,8 +43,8 @@ enum Cmd {
         /// RTC uid.
         #[arg(long)]
         uid: String,
-        /// Validity in seconds from now; 0 = never expires.
-        #[arg(long, default_value_t = 0)]
+        /// Validity in seconds from now (local keys always expire; default one day).
+        #[arg(long, default_value_t = 86_400)]
         expires_after: u64,
         /// Template ID to bind.
         #[arg(long)]
@@ -80,18 +80,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             expires_after,
             template,
         } => {
-            let expires_at = if expires_after == 0 {
-                0
-            } else {
-                sluice::time::now_unix().saturating_add(expires_after)
-            };
+            if expires_after == 0 {
+                anyhow::bail!(
+                    "--expires-after 0 would make a key that is already expired: local keys carry an absolute expiry and have no never-expires value"
+                );
+            }
+            let expires_at = sluice::time::now_unix().saturating_add(expires_after);
             let claims = sluice::localkey::Claims {
                 channel,
                 uid,
                 expires_at,
                 template_id: template,
             };
-            let key = sluice::localkey::interim_encode(&cert, &claims, rand::random())?;
+            let key = sluice::localkey::encode(&cert, &claims, rand::random())?;
             println!("{key}");
             Ok(())
         }

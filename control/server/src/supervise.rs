@@ -4,7 +4,7 @@
 use crate::api::{self, AppState};
 use crate::config::{AppConfig, Config, Credential, DuplicatePolicy};
 use crate::store::SqliteStore;
-use crate::table::{ConfigSink, MemoryTable, StatsSource};
+use crate::table::{ConfigSink, StatsSource};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -66,10 +66,12 @@ pub fn load_or_create_bootstrap(dir: &Path) -> anyhow::Result<Bootstrap> {
     Ok(b)
 }
 
-/// The table implementation in use. Until `sluice-table` is merged this is the in-memory
-/// table (the dataplane then sees no configuration from control).
-pub fn open_table(_cfg: &Config) -> anyhow::Result<(Arc<dyn ConfigSink>, Arc<dyn StatsSource>)> {
-    let t = Arc::new(MemoryTable::new());
+/// Opens (creating if needed) the shared-memory table at `[table] path`.
+pub fn open_table(cfg: &Config) -> anyhow::Result<(Arc<dyn ConfigSink>, Arc<dyn StatsSource>)> {
+    let t = Arc::new(
+        crate::table_shm::ShmTable::open(&cfg.table.path)
+            .with_context(|| format!("opening the table {}", cfg.table.path.display()))?,
+    );
     Ok((t.clone(), t))
 }
 

@@ -550,10 +550,10 @@ fn local_key_revocation_and_inspector() {
     let claims = sluice::localkey::Claims {
         channel: "test".into(),
         uid: "123".into(),
-        expires_at: 0,
+        expires_at: sluice::time::now_unix() + 3600,
         template_id: None,
     };
-    let local = sluice::localkey::interim_encode(CERT, &claims, [7; 16]).unwrap();
+    let local = sluice::localkey::encode(CERT, &claims, [7; 16]).unwrap();
     let i = s
         .call(
             "POST",
@@ -570,7 +570,10 @@ fn local_key_revocation_and_inspector() {
         200
     );
     let rev = s.table.config().revocations;
-    assert_eq!(rev[&(APP.to_string(), local.clone())].until, 0);
+    assert_eq!(
+        rev[&(APP.to_string(), local.clone())].until,
+        claims.expires_at
+    );
     let i = s
         .call(
             "POST",

@@ -23,7 +23,14 @@ impl UpOutput {
 /// Runs `sluice up`, reads its banner, lets it run `run_for`, then SIGTERMs it.
 fn up(dir: &std::path::Path, path_env: &str, run_for: Duration) -> UpOutput {
     let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, "[control]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[control]\nlisten = \"127.0.0.1:0\"\n[table]\npath = \"{}\"\n",
+            dir.join("sluice.table").display()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args(["up", "--config"])
         .arg(&cfg)
@@ -152,7 +159,7 @@ fn keygen_makes_a_decodable_key() {
         .unwrap();
     assert!(out.status.success());
     let key = String::from_utf8(out.stdout).unwrap();
-    let c = sluice::localkey::interim_decode(cert, key.trim()).unwrap();
+    let c = sluice::localkey::decode(cert, key.trim()).unwrap();
     assert_eq!((c.channel.as_str(), c.uid.as_str()), ("test", "123"));
     assert_eq!(c.template_id.as_deref(), Some("720p"));
     let now = sluice::time::now_unix();

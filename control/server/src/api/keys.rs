@@ -282,10 +282,10 @@ pub async fn delete(State(st): State<Arc<AppState>>, p: PathParams) -> ApiResult
         st.publish(ConfigChange::RemoveKey(key));
         return ok();
     }
-    match localkey::interim_decode(&app.certificate_hex, &key) {
+    match localkey::decode(&app.certificate_hex, &key) {
         Ok(claims) => {
             let now = crate::time::now_unix();
-            if claims.expires_at != 0 && claims.expires_at < now {
+            if claims.is_expired(now) {
                 // Already expired: the dataplane refuses it anyway; nothing to record.
                 return ok();
             }
@@ -332,11 +332,11 @@ pub async fn inspect(State(st): State<Arc<AppState>>, p: PathParams, b: Bytes) -
             "expiresAt": exp, "createdAt": k.created_at.to_string(), "templateId": k.template_id,
             "admitted": admitted, "abortCode": code, "reason": reason})
     } else {
-        match localkey::interim_decode(&app.certificate_hex, &key) {
+        match localkey::decode(&app.certificate_hex, &key) {
             Ok(c) => {
                 let (admitted, code, reason) = if revoked {
                     refuse(2, "revoked")
-                } else if c.expires_at != 0 && c.expires_at < now {
+                } else if c.is_expired(now) {
                     refuse(2, "expired")
                 } else if check_channel(&c.channel).is_err()
                     || (c.channel.is_empty() && (c.uid.is_empty() || c.uid == "0"))

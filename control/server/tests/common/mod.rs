@@ -27,6 +27,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::default();
     c.control.listen = "127.0.0.1:0".parse().unwrap();
     c.control.data_dir = dir.to_path_buf();
+    c.table.path = dir.join("sluice.table");
     c.control.rate_limits = RateLimits {
         create: 0,
         delete: 0,
@@ -161,6 +162,29 @@ impl Srv {
         let mut cfg = test_config(dir.path());
         f(&mut cfg);
         Srv::start_in(dir, cfg)
+    }
+
+    /// A server on the real shared-memory table at `cfg.table.path` (`table` is then unused).
+    pub fn start_real(dir: tempfile::TempDir, cfg: Config) -> Srv {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sink, stats) = sluice::supervise::open_table(&cfg).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = rt
+            .block_on(sluice::supervise::start_control(cfg, sink, stats, async {
+                let _ = rx.await;
+            }))
+            .unwrap();
+        Srv {
+            addr: running.addr,
+            table: Arc::new(MemoryTable::new()),
+            dir,
+            rt,
+            stop: Some(tx),
+        }
     }
 
     pub fn start_in(dir: tempfile::TempDir, cfg: Config) -> Srv {
