@@ -54,8 +54,12 @@ fn status_text(s: StreamStatus) -> &'static str {
 }
 
 fn item_v1(s: &StreamInfo) -> Value {
-    let bitrate = s.video.as_ref().map(|v| v.bitrate_kbps).unwrap_or(0)
-        + s.audio.as_ref().map(|a| a.bitrate_kbps).unwrap_or(0);
+    let bitrate = s
+        .video
+        .as_ref()
+        .map(|v| v.bitrate_kbps)
+        .unwrap_or(0)
+        .saturating_add(s.audio.as_ref().map(|a| a.bitrate_kbps).unwrap_or(0));
     let mut o = json!({
         "sid": s.sid, "channel": s.channel, "uid": s.uid, "url": s.url,
         "status": status_text(s.status),
