@@ -39,7 +39,11 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
             break;
         }
         let id = body["data"]["id"].as_str().unwrap_or_default().to_string();
-        gw.api("DELETE", &format!("{}/online-streams/{sid}/forwarders/{id}", gw.base()), None);
+        gw.api(
+            "DELETE",
+            &format!("{}/online-streams/{sid}/forwarders/{id}", gw.base()),
+            None,
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(sdp.contains("m=video"), "SDP without video: {sdp}");
@@ -48,8 +52,16 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
 
     let sdp_path = write_file(gw.dir.path(), "stream.sdp", &sdp);
     let out = Command::new("timeout")
-        .args(["40", "ffmpeg", "-hide_banner", "-loglevel", "error",
-            "-protocol_whitelist", "file,udp,rtp", "-i"])
+        .args([
+            "40",
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-i",
+        ])
         .arg(&sdp_path)
         .args(["-t", "4", "-f", "framemd5", "-"])
         .output()
@@ -57,15 +69,25 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
     let text = String::from_utf8_lossy(&out.stdout);
     let video_frames = text.lines().filter(|l| l.starts_with("0,")).count();
     let audio_frames = text.lines().filter(|l| l.starts_with("1,")).count();
-    let stderr = finish(publisher);
-    assert!(text.contains("#dimensions 0: 320x240"), "decoded video not 320x240:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    // 4 s at 25 fps is 100 frames; allow for starting at the next keyframe.
-    assert!(video_frames >= 60, "only {video_frames} video frames decoded\n{}\npublisher: {stderr}", String::from_utf8_lossy(&out.stderr));
-    assert!(audio_frames >= 50, "only {audio_frames} audio frames decoded");
-
     // The online-streams API reports the input's properties while it runs.
     let (_, body) = gw.api("GET", &format!("{}/online-streams/{sid}", gw.base()), None);
     let s = &body["data"][0];
     assert_eq!(s["video"]["width"], 320, "{body}");
     assert_eq!(s["video"]["height"], 240, "{body}");
+    let stderr = finish(publisher);
+    assert!(
+        text.contains("#dimensions 0: 320x240"),
+        "decoded video not 320x240:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 4 s at 25 fps is 100 frames; allow for starting at the next keyframe.
+    assert!(
+        video_frames >= 60,
+        "only {video_frames} video frames decoded\n{}\npublisher: {stderr}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        audio_frames >= 50,
+        "only {audio_frames} audio frames decoded"
+    );
 }

@@ -15,7 +15,7 @@
 //! Every refusal carries the documented abort code, so the event ring, the webhook and the
 //! protocol-level refusal all tell the same story.
 
-use sluice_proto::streamkey::{self, Certificate};
+use sluice_proto::streamkey::{self, Certificate, IllegalKey, KeyClaims};
 use sluice_table::{AppRecord, KeyRecord, Table};
 
 /// The documented abort codes (webhook event 3, `errorCode`).
@@ -51,7 +51,10 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(code: AbortCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
+        Self {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -114,16 +117,23 @@ pub fn admit(
     now_unix: u64,
 ) -> Result<Admitted, Refusal> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(Refusal::new(AbortCode::IllegalKey, "illegal stream key: empty or too long"));
+        return Err(Refusal::new(
+            AbortCode::IllegalKey,
+            "illegal stream key: empty or too long",
+        ));
     }
     let apps = view.apps();
     let host_app = host.and_then(|h| {
-        apps.iter().find(|a| a.domains.iter().any(|d| d.eq_ignore_ascii_case(h)))
+        apps.iter()
+            .find(|a| a.domains.iter().any(|d| d.eq_ignore_ascii_case(h)))
     });
 
     if let Some(rec) = view.key(key) {
         let Some(app) = apps.iter().find(|a| a.id == rec.app_id) else {
-            return Err(Refusal::new(AbortCode::ExpiredOrDeleted, "the key's app no longer exists"));
+            return Err(Refusal::new(
+                AbortCode::ExpiredOrDeleted,
+                "the key's app no longer exists",
+            ));
         };
         if let Some(h) = host_app
             && h.id != app.id
@@ -134,7 +144,10 @@ pub fn admit(
             ));
         }
         if rec.expires_at != 0 && rec.expires_at <= now_unix {
-            return Err(Refusal::new(AbortCode::ExpiredOrDeleted, "stream key expired"));
+            return Err(Refusal::new(
+                AbortCode::ExpiredOrDeleted,
+                "stream key expired",
+            ));
         }
         return Ok(Admitted {
             app: app.clone(),
@@ -155,7 +168,9 @@ pub fn admit(
     }
     let mut decoded = None;
     for app in &candidates {
-        let Ok(cert) = Certificate::from_hex(&app.certificate_hex) else { continue };
+        let Ok(cert) = Certificate::from_hex(&app.certificate_hex) else {
+            continue;
+        };
         if let Ok(claims) = streamkey::decode(&cert, key) {
             if decoded.is_some() {
                 return Err(Refusal::new(
@@ -170,14 +185,21 @@ pub fn admit(
         return Err(Refusal::new(AbortCode::IllegalKey, "illegal stream key"));
     };
     if view.is_revoked(&app.id, key) {
-        return Err(Refusal::new(AbortCode::ExpiredOrDeleted, "stream key was deleted"));
+        return Err(Refusal::new(
+            AbortCode::ExpiredOrDeleted,
+            "stream key was deleted",
+        ));
     }
-    // E = 0 means "never expires", matching expiresAfter = 0 for REST keys.
-    if claims.expires_at != 0 && claims.expires_at <= now_unix {
-        return Err(Refusal::new(AbortCode::ExpiredOrDeleted, "stream key expired"));
+    // A local key carries an absolute expiry (E = creation time + validity), so E = 0 is a
+    // key that expired in 1970: `sluice keygen` refuses to make one (see docs/api.md).
+    if claims.is_expired(now_unix) {
+        return Err(Refusal::new(
+            AbortCode::ExpiredOrDeleted,
+            "stream key expired",
+        ));
     }
-    let (channel, uid) = normalize_identity(&claims.channel, &claims.uid)
-        .map_err(|why| Refusal::new(AbortCode::IllegalKey, why))?;
+    let (channel, uid) = normalize_identity(&claims)
+        .map_err(|why| Refusal::new(AbortCode::IllegalKey, format!("illegal stream key: {why}")))?;
     Ok(Admitted {
         app: app.clone(),
         channel,
@@ -187,50 +209,16 @@ pub fn admit(
     })
 }
 
-/// The 89 characters allowed in channel names and string uids, besides ASCII letters and digits.
-const CHANNEL_PUNCTUATION: &str = " !#$%&()+-:;<=.>?@[]^_{}|~,";
-
-/// True when `s` uses only the documented channel character set.
-pub fn valid_channel_chars(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || CHANNEL_PUNCTUATION.contains(c))
-}
-
-/// Applies the documented channel and uid rules to a decoded local key.
-/// Returns the channel and the normalised uid ("" or "0" become a random integer uid).
-pub fn normalize_identity(channel: &str, uid: &str) -> Result<(String, String), &'static str> {
-    if channel.len() >= 64 || !valid_channel_chars(channel) {
-        return Err("illegal channel name in stream key");
-    }
-    let uid_empty = uid.is_empty() || uid == "0";
-    if channel.is_empty() && uid_empty {
-        return Err("channel and uid are both empty");
-    }
-    let uid = if uid_empty {
-        random_uid().to_string()
-    } else if uid.bytes().all(|b| b.is_ascii_digit()) {
-        let trimmed = uid.trim_start_matches('0');
-        match trimmed.parse::<u64>() {
-            Ok(n) if (1..=u32::MAX as u64).contains(&n) => n.to_string(),
-            _ => uid.to_string(),
-        }
+/// Applies the documented channel and uid rules to a decoded local key and returns the
+/// channel and the normalised uid ("" or "0" become a random integer uid, an empty channel a
+/// random `GR-xxxx` name).
+pub fn normalize_identity(claims: &KeyClaims) -> Result<(String, String), IllegalKey> {
+    claims.check_names()?;
+    let uid = streamkey::normalize_uid(&claims.uid, rand::random).ok_or(IllegalKey::BadUid)?;
+    let channel = if claims.channel.is_empty() {
+        format!("GR-{:04x}", rand::random::<u16>())
     } else {
-        if uid.len() > 255 || !valid_channel_chars(uid) {
-            return Err("illegal uid in stream key");
-        }
-        uid.to_string()
+        claims.channel.clone()
     };
-    let channel = if channel.is_empty() { format!("GR-{:04x}", random_uid() & 0xffff) } else { channel.to_string() };
     Ok((channel, uid))
-}
-
-fn random_uid() -> u32 {
-    // Not security relevant: only needs to differ between streams.
-    let mut x = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    ((x as u32) % (u32::MAX - 1)) + 1
 }

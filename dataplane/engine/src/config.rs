@@ -30,7 +30,9 @@ pub struct TableConfig {
 
 impl Default for TableConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("/dev/shm/sluice.table") }
+        Self {
+            path: PathBuf::from("/dev/shm/sluice.table"),
+        }
     }
 }
 

@@ -90,11 +90,10 @@ pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
         next_sid: std::cell::Cell::new(0),
     });
 
-    let listener = TcpListener::bind(shared.cfg.rtmp_listen).map_err(|e| {
-        anyhow::anyhow!("binding RTMP listener {}: {e}", shared.cfg.rtmp_listen)
-    })?;
+    let listener = TcpListener::bind(shared.cfg.rtmp_listen)
+        .map_err(|e| anyhow::anyhow!("binding RTMP listener {}: {e}", shared.cfg.rtmp_listen))?;
     if id == 0 {
-        tracing::info!(addr = %shared.cfg.rtmp_listen, "RTMP listening");
+        tracing::info!(addr = %shared.cfg.rtmp_listen, cores = shared.cores, "RTMP listening");
     }
 
     glommio::spawn_local(housekeeping(ctx.clone())).detach();
@@ -102,7 +101,10 @@ pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
     loop {
         match listener.accept().await {
             Ok(conn) => {
-                shared.counters.rtmp_connections.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counters
+                    .rtmp_connections
+                    .fetch_add(1, Ordering::Relaxed);
                 glommio::spawn_local(crate::rtmp_ingest::serve(conn, ctx.clone())).detach();
             }
             Err(e) => {
@@ -130,17 +132,20 @@ async fn housekeeping(ctx: Rc<CoreCtx>) {
             for stream in ctx.streams.borrow().values() {
                 let mut s = stream.borrow_mut();
                 s.apply_forwarders(&forwarders);
-                if let Some(cmd) = commands.iter().find(|c| c.sid == s.sid && c.app_id == s.app_id)
+                if let Some(cmd) = commands
+                    .iter()
+                    .find(|c| c.sid == s.sid && c.app_id == s.app_id)
                 {
                     s.apply_command(cmd);
                 }
             }
         }
-        let mut streams: Vec<Rc<RefCell<Stream>>> = ctx.streams.borrow().values().cloned().collect();
+        let mut streams: Vec<Rc<RefCell<Stream>>> =
+            ctx.streams.borrow().values().cloned().collect();
         for stream in streams.drain(..) {
             let mut s = stream.borrow_mut();
             s.on_tick(now_ms, &ctx);
-            if tick % 20 == 0 {
+            if tick.is_multiple_of(20) {
                 s.publish_stats(now_ms, &table);
             }
         }

@@ -9,9 +9,9 @@ use std::net::{SocketAddr, UdpSocket};
 
 use std::io::IoSlice;
 
-use socket2::{SockAddr, SockRef};
 use sluice_proto::rtp::RtpPacket;
 use sluice_table::ForwarderRecord;
+use socket2::{SockAddr, SockRef};
 
 use crate::packetize::{RtpState, Track};
 
@@ -68,19 +68,31 @@ impl Forwarder {
     }
 
     /// Sends packets of one track.
-    pub fn send(&mut self, track: Track, packets: &[RtpPacket], state: &RtpState, socket: &UdpSocket) -> Sent {
+    pub fn send(
+        &mut self,
+        track: Track,
+        packets: &[RtpPacket],
+        state: &RtpState,
+        socket: &UdpSocket,
+    ) -> Sent {
         let (dest, counters) = match track {
             Track::Video => (&self.video, &mut self.video_counters),
             Track::Audio => (&self.audio, &mut self.audio_counters),
         };
-        let Some((_, dest)) = dest.as_ref() else { return Sent::default() };
+        let Some((_, dest)) = dest.as_ref() else {
+            return Sent::default();
+        };
         let sock = SockRef::from(socket);
         let mut sent = Sent::default();
         for p in packets {
             // Header, inline prefix and the payload slice go to the kernel as three iovecs:
             // the NAL bytes are not copied on their way from the ingest buffer to the socket.
             let header = p.header.to_bytes();
-            let iov = [IoSlice::new(&header), IoSlice::new(p.prefix()), IoSlice::new(&p.payload)];
+            let iov = [
+                IoSlice::new(&header),
+                IoSlice::new(p.prefix()),
+                IoSlice::new(&p.payload),
+            ];
             match sock.send_to_vectored(&iov, dest) {
                 Ok(n) => {
                     sent.bytes += n as u64;
@@ -99,8 +111,13 @@ impl Forwarder {
 
     /// Sends an RTCP sender report per track when one is due.
     pub fn maybe_send_reports(&mut self, now_ms: u64, socket: &UdpSocket) {
-        for (dest, c) in [(&self.video, &mut self.video_counters), (&self.audio, &mut self.audio_counters)] {
-            let (Some((dest, _)), Some(state)) = (dest, c.last) else { continue };
+        for (dest, c) in [
+            (&self.video, &mut self.video_counters),
+            (&self.audio, &mut self.audio_counters),
+        ] {
+            let (Some((dest, _)), Some(state)) = (dest, c.last) else {
+                continue;
+            };
             if now_ms.saturating_sub(c.last_sr_ms) < SR_INTERVAL_MS {
                 continue;
             }
@@ -141,7 +158,12 @@ mod tests {
 
     #[test]
     fn sender_report_layout() {
-        let st = RtpState { ssrc: 0x0102_0304, clock_rate: 90_000, rtp_ts: 1000, wall_ms: 5_000 };
+        let st = RtpState {
+            ssrc: 0x0102_0304,
+            clock_rate: 90_000,
+            rtp_ts: 1000,
+            wall_ms: 5_000,
+        };
         let sr = sender_report(&st, 6_000, 7, 700);
         assert_eq!(&sr[..4], &[0x80, 200, 0, 6]);
         assert_eq!(&sr[4..8], &[1, 2, 3, 4]);

@@ -55,11 +55,15 @@ fn main() -> anyhow::Result<()> {
     let table = Arc::new(table);
 
     let cores = if cfg.dataplane.cores == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         cfg.dataplane.cores
     };
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     tracing::info!(cores, rtmp = %cfg.dataplane.rtmp_listen, table = %cfg.table.path.display(), "starting dataplane");
 
     let shared = Arc::new(Shared {
@@ -73,8 +77,11 @@ fn main() -> anyhow::Result<()> {
     let mut handles = Vec::with_capacity(cores);
     for core in 0..cores {
         let shared = shared.clone();
-        let placement =
-            if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
+        let placement = if cores <= cpus {
+            Placement::Fixed(core)
+        } else {
+            Placement::Unbound
+        };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("sluice-core-{core}"))
             .spawn(move || crate::core::run(core, shared))
@@ -84,12 +91,14 @@ fn main() -> anyhow::Result<()> {
 
     // Liveness for the control process, from a plain thread so a stalled reactor shows.
     let hb_table = table.clone();
-    std::thread::Builder::new().name("sluice-heartbeat".into()).spawn(move || {
-        loop {
-            hb_table.dataplane_heartbeat(time::unix_ms());
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("sluice-heartbeat".into())
+        .spawn(move || {
+            loop {
+                hb_table.dataplane_heartbeat(time::unix_ms());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })?;
 
     for h in handles {
         match h.join() {

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use sluice_proto::codec::video_config_from_parameter_sets;
-use sluice_proto::media::{AudioCodec, AudioConfig, AudioFrame, VideoCodec, VideoConfig, VideoFrame};
+use sluice_proto::media::{
+    AudioCodec, AudioConfig, AudioFrame, VideoCodec, VideoConfig, VideoFrame,
+};
 use sluice_proto::rtp::{
     AacPacketizer, H264Packetizer, H265Packetizer, OpusPacketizer, PacketizerConfig, RtpPacket,
     RtpTimestamp, SeqNo, Ssrc,
@@ -81,7 +83,12 @@ impl VideoRtp {
             VideoCodec::H265 => VideoPk::H265(H265Packetizer::new(pc, Some(&cfg)).ok()?),
             VideoCodec::Av1 => return None,
         };
-        let state = RtpState { ssrc: pc.ssrc.0, clock_rate: 90_000, rtp_ts: pc.initial_timestamp.0, wall_ms: 0 };
+        let state = RtpState {
+            ssrc: pc.ssrc.0,
+            clock_rate: 90_000,
+            rtp_ts: pc.initial_timestamp.0,
+            wall_ms: 0,
+        };
         Some(VideoRtp { cfg, pk, state })
     }
 
@@ -110,7 +117,13 @@ impl VideoRtp {
 
     /// VPS, SPS and PPS as raw NAL units, for the stats record (and so the SDP).
     pub fn parameter_sets(&self) -> Vec<Vec<u8>> {
-        self.cfg.vps.iter().chain(&self.cfg.sps).chain(&self.cfg.pps).map(|b: &Bytes| b.to_vec()).collect()
+        self.cfg
+            .vps
+            .iter()
+            .chain(&self.cfg.sps)
+            .chain(&self.cfg.pps)
+            .map(|b: &Bytes| b.to_vec())
+            .collect()
     }
 }
 
@@ -133,11 +146,24 @@ impl AudioRtp {
     pub fn new(cfg: AudioConfig, mtu: usize) -> Option<Self> {
         let pc = random_config(AUDIO_PT, mtu);
         let (pk, rate) = match cfg.codec {
-            AudioCodec::Aac => (AudioPk::Aac(AacPacketizer::new(pc, cfg.sample_rate).ok()?), cfg.sample_rate),
+            AudioCodec::Aac => (
+                AudioPk::Aac(AacPacketizer::new(pc, cfg.sample_rate).ok()?),
+                cfg.sample_rate,
+            ),
             AudioCodec::Opus => (AudioPk::Opus(OpusPacketizer::new(pc).ok()?), 48_000),
         };
-        let state = RtpState { ssrc: pc.ssrc.0, clock_rate: rate.max(1), rtp_ts: pc.initial_timestamp.0, wall_ms: 0 };
-        Some(AudioRtp { cfg, pk, state, rejected: 0 })
+        let state = RtpState {
+            ssrc: pc.ssrc.0,
+            clock_rate: rate.max(1),
+            rtp_ts: pc.initial_timestamp.0,
+            wall_ms: 0,
+        };
+        Some(AudioRtp {
+            cfg,
+            pk,
+            state,
+            rejected: 0,
+        })
     }
 
     /// Packetizes one audio frame, appending to `out`.

@@ -104,7 +104,10 @@ impl Registry {
             return None;
         }
         *n += 1;
-        Some(IpGuard { registry: self.clone(), ip })
+        Some(IpGuard {
+            registry: self.clone(),
+            ip,
+        })
     }
 
     /// Registers a stream for `id`, enforcing the global and per-app limits and the duplicate
@@ -134,13 +137,25 @@ impl Registry {
             return Err(RegisterError::Quota);
         }
         let kick = Arc::new(AtomicBool::new(false));
-        g.live.insert(id.clone(), LiveEntry { sid: sid.to_string(), kick: kick.clone() });
+        g.live.insert(
+            id.clone(),
+            LiveEntry {
+                sid: sid.to_string(),
+                kick: kick.clone(),
+            },
+        );
         *g.per_app.entry(id.app_id.clone()).or_insert(0) += 1;
         g.total += 1;
-        Ok(StreamGuard { registry: self.clone(), id, sid: sid.to_string(), kicked: kick })
+        Ok(StreamGuard {
+            registry: self.clone(),
+            id,
+            sid: sid.to_string(),
+            kicked: kick,
+        })
     }
 
     /// Number of admitted streams across all cores.
+    #[cfg(test)]
     pub fn total_streams(&self) -> u32 {
         self.lock().total
     }
@@ -151,14 +166,21 @@ mod tests {
     use super::*;
 
     fn id(c: &str, u: &str) -> ChannelUid {
-        ChannelUid { app_id: "a".into(), channel: c.into(), uid: u.into() }
+        ChannelUid {
+            app_id: "a".into(),
+            channel: c.into(),
+            uid: u.into(),
+        }
     }
 
     #[test]
     fn conflict_refused_then_released() {
         let r = Registry::default();
         let g1 = r.register(id("c", "1"), "s1", 0, 0, false).unwrap();
-        assert_eq!(r.register(id("c", "1"), "s2", 0, 0, false).err(), Some(RegisterError::Conflict));
+        assert_eq!(
+            r.register(id("c", "1"), "s2", 0, 0, false).err(),
+            Some(RegisterError::Conflict)
+        );
         drop(g1);
         assert!(r.register(id("c", "1"), "s3", 0, 0, false).is_ok());
     }
@@ -171,7 +193,10 @@ mod tests {
         assert!(g1.kicked.load(Ordering::Acquire));
         drop(g1); // the old one ends after the new one took the slot
         assert_eq!(r.total_streams(), 1);
-        assert_eq!(r.register(id("c", "1"), "s3", 0, 0, false).err(), Some(RegisterError::Conflict));
+        assert_eq!(
+            r.register(id("c", "1"), "s3", 0, 0, false).err(),
+            Some(RegisterError::Conflict)
+        );
         drop(g2);
         assert_eq!(r.total_streams(), 0);
     }
@@ -180,7 +205,10 @@ mod tests {
     fn quotas() {
         let r = Registry::default();
         let _a = r.register(id("c", "1"), "s1", 2, 1, false).unwrap();
-        assert_eq!(r.register(id("c", "2"), "s2", 2, 1, false).err(), Some(RegisterError::Quota));
+        assert_eq!(
+            r.register(id("c", "2"), "s2", 2, 1, false).err(),
+            Some(RegisterError::Quota)
+        );
         let _ip1 = r.connect_ip("127.0.0.1".parse().unwrap(), 1).unwrap();
         assert!(r.connect_ip("127.0.0.1".parse().unwrap(), 1).is_none());
     }

@@ -30,10 +30,18 @@ const READ_POLL: Duration = Duration::from_millis(250);
 pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
     let peer = conn.peer_addr().ok();
     let Some(_ip_guard) = peer.and_then(|p| {
-        ctx.shared.registry.connect_ip(p.ip(), ctx.shared.cfg.max_connections_per_ip)
+        ctx.shared
+            .registry
+            .connect_ip(p.ip(), ctx.shared.cfg.max_connections_per_ip)
     }) else {
-        ctx.shared.counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(?peer, "refusing RTMP connection: too many from this address");
+        ctx.shared
+            .counters
+            .refused_per_ip
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            ?peer,
+            "refusing RTMP connection: too many from this address"
+        );
         return;
     };
     let _ = conn.set_nodelay(true);
@@ -42,15 +50,21 @@ pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
     }
 }
 
-async fn run(mut conn: TcpStream, peer: Option<SocketAddr>, ctx: &Rc<CoreCtx>) -> anyhow::Result<()> {
+async fn run(
+    mut conn: TcpStream,
+    peer: Option<SocketAddr>,
+    ctx: &Rc<CoreCtx>,
+) -> anyhow::Result<()> {
     let mut random = [0u8; 1528];
     for chunk in random.chunks_mut(8) {
         let r: u64 = rand::random();
         chunk.copy_from_slice(&r.to_le_bytes()[..chunk.len()]);
     }
     let mut session = ServerSession::new(SessionConfig::default(), random);
-    conn.set_read_timeout(Some(READ_POLL)).map_err(|e| anyhow::anyhow!("set_read_timeout: {e}"))?;
-    let handshake_deadline = Instant::now() + Duration::from_millis(ctx.shared.cfg.handshake_timeout_ms);
+    conn.set_read_timeout(Some(READ_POLL))
+        .map_err(|e| anyhow::anyhow!("set_read_timeout: {e}"))?;
+    let handshake_deadline =
+        Instant::now() + Duration::from_millis(ctx.shared.cfg.handshake_timeout_ms);
     let mut stream: Option<Rc<RefCell<Stream>>> = None;
     let mut rx = BytesMut::new();
 
@@ -69,14 +83,20 @@ async fn run(mut conn: TcpStream, peer: Option<SocketAddr>, ctx: &Rc<CoreCtx>) -
             let n = match conn.read(&mut rx[..]).await {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::TimedOut
+                        || e.kind() == std::io::ErrorKind::WouldBlock =>
+                {
                     if let Some(s) = &stream {
                         let s = s.borrow();
                         if let Some(why) = s.should_close() {
                             anyhow::bail!("{why}");
                         }
                     } else if Instant::now() > handshake_deadline {
-                        ctx.shared.counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                        ctx.shared
+                            .counters
+                            .handshake_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
                         anyhow::bail!("handshake/publish not completed in time");
                     }
                     continue;
@@ -85,7 +105,10 @@ async fn run(mut conn: TcpStream, peer: Option<SocketAddr>, ctx: &Rc<CoreCtx>) -
             };
             let data = rx.split_to(n).freeze();
             if let Err(e) = session.handle_input(data) {
-                ctx.shared.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                ctx.shared
+                    .counters
+                    .protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 anyhow::bail!("protocol error from peer: {e}");
             }
             while let Some(out) = session.poll_transmit() {
@@ -93,25 +116,43 @@ async fn run(mut conn: TcpStream, peer: Option<SocketAddr>, ctx: &Rc<CoreCtx>) -
             }
             while let Some(ev) = session.poll_event() {
                 match ev {
-                    SessionEvent::PublishRequested { stream_key, app, tc_url, .. } => {
+                    SessionEvent::PublishRequested {
+                        stream_key,
+                        app,
+                        tc_url,
+                        ..
+                    } => {
                         if stream.is_some() {
                             anyhow::bail!("second publish on one connection");
                         }
                         let host = tc_url.as_deref().and_then(host_of_tc_url);
-                        let url = format!("{}/{}/{}", host.clone().unwrap_or_default(), app, stream_key);
+                        let url = format!(
+                            "{}/{}/{}",
+                            host.clone().unwrap_or_default(),
+                            app,
+                            stream_key
+                        );
                         match admit(ctx, &stream_key, host.as_deref(), &url, peer, "rtmp") {
                             Ok(s) => {
                                 session.accept_publish();
                                 stream = Some(s);
                             }
                             Err(refusal) => {
-                                ctx.shared.counters.refused_publishes.fetch_add(1, Ordering::Relaxed);
-                                session.reject_publish("NetStream.Publish.BadName", &refusal.reason);
+                                ctx.shared
+                                    .counters
+                                    .refused_publishes
+                                    .fetch_add(1, Ordering::Relaxed);
+                                session
+                                    .reject_publish("NetStream.Publish.BadName", &refusal.reason);
                                 while let Some(out) = session.poll_transmit() {
                                     conn.write_all(&out).await?;
                                 }
                                 conn.flush().await?;
-                                anyhow::bail!("publish refused ({}): {}", refusal.code as u32, refusal.reason);
+                                anyhow::bail!(
+                                    "publish refused ({}): {}",
+                                    refusal.code as u32,
+                                    refusal.reason
+                                );
                             }
                         }
                         while let Some(out) = session.poll_transmit() {
@@ -177,8 +218,15 @@ pub fn admit(
             return Err(refusal);
         }
     };
-    let id = identity_base(admitted.channel.clone(), admitted.uid.clone(), admitted.app.id.clone());
-    let replace = matches!(admitted.app.duplicate_policy, sluice_table::DuplicatePolicy::ReplaceOld);
+    let id = identity_base(
+        admitted.channel.clone(),
+        admitted.uid.clone(),
+        admitted.app.id.clone(),
+    );
+    let replace = matches!(
+        admitted.app.duplicate_policy,
+        sluice_table::DuplicatePolicy::ReplaceOld
+    );
     let guard = match ctx.shared.registry.register(
         crate::registry::ChannelUid {
             app_id: admitted.app.id.clone(),
@@ -224,9 +272,16 @@ pub fn host_of_tc_url(tc_url: &str) -> Option<String> {
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next()?
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
     };
-    if host.is_empty() { None } else { Some(host.to_ascii_lowercase()) }
+    if host.is_empty() {
+        None
+    } else {
+        Some(host.to_ascii_lowercase())
+    }
 }
 
 #[cfg(test)]
@@ -235,9 +290,18 @@ mod tests {
 
     #[test]
     fn tc_url_hosts() {
-        assert_eq!(host_of_tc_url("rtmp://Ingest.Example.com:1935/live").as_deref(), Some("ingest.example.com"));
-        assert_eq!(host_of_tc_url("rtmp://127.0.0.1/live").as_deref(), Some("127.0.0.1"));
-        assert_eq!(host_of_tc_url("rtmp://[::1]:1935/live").as_deref(), Some("::1"));
+        assert_eq!(
+            host_of_tc_url("rtmp://Ingest.Example.com:1935/live").as_deref(),
+            Some("ingest.example.com")
+        );
+        assert_eq!(
+            host_of_tc_url("rtmp://127.0.0.1/live").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            host_of_tc_url("rtmp://[::1]:1935/live").as_deref(),
+            Some("::1")
+        );
         assert_eq!(host_of_tc_url("rtmp:///live"), None);
     }
 }

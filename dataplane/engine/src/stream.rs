@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use sluice_proto::rtp::RtpPacket;
 use sluice_proto::media::{AudioCodec, MediaEvent, VideoCodec};
+use sluice_proto::rtp::RtpPacket;
 use sluice_table::{
     AudioStats, Event, EventKind, ForwarderRecord, StatsSlot, StreamCommand, StreamStats,
     StreamStatus, Table, VideoStats,
@@ -236,7 +236,9 @@ impl Stream {
             } else {
                 self.gop.bytes += add;
                 // Cloning a packet descriptor bumps the payload's reference count; no bytes are copied.
-                self.gop.packets.extend(packets.iter().map(|p| (track, p.clone())));
+                self.gop
+                    .packets
+                    .extend(packets.iter().map(|p| (track, p.clone())));
             }
         }
         let muted = match track {
@@ -254,7 +256,10 @@ impl Stream {
         for f in &mut self.forwarders {
             let sent = f.send(track, packets, &state, &ctx.egress_socket);
             if sent.dropped > 0 {
-                ctx.shared.counters.egress_drops.fetch_add(sent.dropped, Ordering::Relaxed);
+                ctx.shared
+                    .counters
+                    .egress_drops
+                    .fetch_add(sent.dropped, Ordering::Relaxed);
             }
             match track {
                 Track::Video => self.bytes_out_video += sent.bytes,
@@ -265,9 +270,12 @@ impl Stream {
 
     /// Attaches forwarders configured for this stream and detaches removed ones.
     pub fn apply_forwarders(&mut self, records: &[ForwarderRecord]) {
-        let mine: Vec<&ForwarderRecord> =
-            records.iter().filter(|r| r.sid == self.sid && r.app_id == self.app_id).collect();
-        self.forwarders.retain(|f| mine.iter().any(|r| r.id == f.id));
+        let mine: Vec<&ForwarderRecord> = records
+            .iter()
+            .filter(|r| r.sid == self.sid && r.app_id == self.app_id)
+            .collect();
+        self.forwarders
+            .retain(|f| mine.iter().any(|r| r.id == f.id));
         for r in mine {
             if self.forwarders.iter().any(|f| f.id == r.id) {
                 continue;
@@ -305,7 +313,10 @@ impl Stream {
         for f in &mut self.forwarders {
             if !f.primed {
                 f.primed = true;
-                let (v, a) = (self.video.as_ref().map(|v| v.rtp_state()), self.audio.as_ref().map(|a| a.rtp_state()));
+                let (v, a) = (
+                    self.video.as_ref().map(|v| v.rtp_state()),
+                    self.audio.as_ref().map(|a| a.rtp_state()),
+                );
                 for (track, pkt) in &self.gop.packets {
                     let state = match track {
                         Track::Video => v.as_ref(),
@@ -321,7 +332,8 @@ impl Stream {
         let elapsed = now_ms.saturating_sub(self.window_start_ms);
         if elapsed >= 1000 {
             self.bitrate_kbps = u32::try_from(self.window_bytes * 8 / elapsed).unwrap_or(u32::MAX);
-            self.fps = u32::try_from((self.window_frames * 1000 + elapsed / 2) / elapsed).unwrap_or(0);
+            self.fps =
+                u32::try_from((self.window_frames * 1000 + elapsed / 2) / elapsed).unwrap_or(0);
             self.window_bytes = 0;
             self.window_frames = 0;
             self.window_start_ms = now_ms;
@@ -341,7 +353,8 @@ impl Stream {
                 self.over_bitrate_since = None;
             }
         }
-        if now_ms.saturating_sub(self.last_media_ms) > self.media_timeout_ms && self.close.is_none() {
+        if now_ms.saturating_sub(self.last_media_ms) > self.media_timeout_ms && self.close.is_none()
+        {
             self.close = Some(Refusal {
                 code: AbortCode::NoMedia,
                 reason: format!("no audio or video for {} s", self.media_timeout_ms / 1000),
@@ -363,7 +376,10 @@ impl Stream {
             return None;
         }
         if self.guard.kicked.load(Ordering::Acquire) {
-            return Some(Refusal { code: AbortCode::Conflict, reason: "replaced by a new publisher".into() });
+            return Some(Refusal {
+                code: AbortCode::Conflict,
+                reason: "replaced by a new publisher".into(),
+            });
         }
         self.close.clone()
     }
@@ -398,7 +414,10 @@ impl Stream {
                 bitrate_kbps: self.bitrate_kbps,
                 gop_ms: self.gop_ms,
                 bframes: self.bframes,
-                profile_level_id: format!("{:02x}{:02x}{:02x}", cfg.profile, cfg.constraints, cfg.level),
+                profile_level_id: format!(
+                    "{:02x}{:02x}{:02x}",
+                    cfg.profile, cfg.constraints, cfg.level
+                ),
             }
         });
         let audio = self.audio.as_ref().map(|a| {
@@ -423,7 +442,11 @@ impl Stream {
             url: self.id.url.clone(),
             domain: self.id.domain.clone(),
             protocol: self.id.protocol.into(),
-            status: if running { StreamStatus::Running } else { StreamStatus::Started },
+            status: if running {
+                StreamStatus::Running
+            } else {
+                StreamStatus::Started
+            },
             begin_at_ms: self.begin_at_ms,
             core: 0,
             video,
@@ -435,8 +458,16 @@ impl Stream {
             forwarders: self.forwarders.len() as u32,
             viewers: 0,
             updated_ms: now_ms,
-            video_params: self.video.as_ref().map(|v| v.parameter_sets()).unwrap_or_default(),
-            audio_config: self.audio.as_ref().map(|a| a.config().specific_config.to_vec()).unwrap_or_default(),
+            video_params: self
+                .video
+                .as_ref()
+                .map(|v| v.parameter_sets())
+                .unwrap_or_default(),
+            audio_config: self
+                .audio
+                .as_ref()
+                .map(|a| a.config().specific_config.to_vec())
+                .unwrap_or_default(),
         }
     }
 
@@ -450,7 +481,13 @@ impl Stream {
         }
     }
 
-    fn push_event(&self, table: &Table, kind: EventKind, abort: Option<&Refusal>, with_stats: bool) {
+    fn push_event(
+        &self,
+        table: &Table,
+        kind: EventKind,
+        abort: Option<&Refusal>,
+        with_stats: bool,
+    ) {
         let now = crate::time::unix_ms();
         let e = Event {
             kind,

@@ -741,3 +741,52 @@ mod tests {
         }
     }
 }
+
+/// True when every byte of `s` is in the 89-character set of channel names and string uids
+/// (ASCII letters, digits, space and ``! # $ % & ( ) + - : ; < = . > ? @ [ ] ^ _ { } | ~ ,``).
+pub fn is_name(s: &str) -> bool {
+    s.bytes().all(is_name_char)
+}
+
+/// Normalises a uid the way the documented service does (api-digest §1.3): a numeric string
+/// in 1..=4294967295 becomes its integer form without leading zeros; a larger or non-numeric
+/// one stays a string uid (at most 255 bytes of the name set); `""` or all zeros become the
+/// integer `random()` returns (a zero from it is taken as 1). `None` when the uid is invalid.
+pub fn normalize_uid(uid: &str, random: impl FnOnce() -> u32) -> Option<String> {
+    if uid.bytes().all(|b| b == b'0') {
+        return Some(random().max(1).to_string());
+    }
+    if uid.bytes().all(|b| b.is_ascii_digit()) {
+        let trimmed = uid.trim_start_matches('0');
+        if trimmed.len() <= 10
+            && let Ok(n) = trimmed.parse::<u64>()
+            && (1..=u64::from(u32::MAX)).contains(&n)
+        {
+            return Some(n.to_string());
+        }
+    }
+    (uid.len() <= MAX_UID_BYTES && is_name(uid)).then(|| uid.to_string())
+}
+
+#[cfg(test)]
+mod uid_tests {
+    use super::normalize_uid;
+
+    #[test]
+    fn uid_forms() {
+        assert_eq!(normalize_uid("0123", || 7).as_deref(), Some("123"));
+        assert_eq!(
+            normalize_uid("4294967295", || 7).as_deref(),
+            Some("4294967295")
+        );
+        assert_eq!(
+            normalize_uid("4294967296", || 7).as_deref(),
+            Some("4294967296")
+        );
+        assert_eq!(normalize_uid("123abc", || 7).as_deref(), Some("123abc"));
+        assert_eq!(normalize_uid("", || 7).as_deref(), Some("7"));
+        assert_eq!(normalize_uid("0", || 0).as_deref(), Some("1"));
+        assert_eq!(normalize_uid("a/b", || 7), None);
+        assert_eq!(normalize_uid(&"x".repeat(256), || 7), None);
+    }
+}

@@ -28,35 +28,19 @@ pub const LIST_DEFAULT: u32 = 20;
 /// Largest page size of the key list; larger values are treated as this.
 pub const LIST_MAX: u32 = 50;
 
-/// The 89-character set of channel names and string uids: letters, digits, space and
-/// ``! # $ % & ( ) + - : ; < = . > ? @ [ ] ^ _ { } | ~ ,``.
+/// The 89-character set of channel names and string uids (see `sluice_proto::streamkey::is_name`).
 pub fn in_charset(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b" !#$%&()+-:;<=.>?@[]^_{}|~,".contains(&b))
+    sluice_proto::streamkey::is_name(s)
 }
 
-/// Uid normalisation: numeric 1..=4294967295 → integer form without leading zeros; larger or
-/// non-numeric → string uid (checked); "" or "0" → a random integer uid.
+/// Uid normalisation (`sluice_proto::streamkey::normalize_uid`) with the API's error.
 pub fn normalize_uid(uid: &str, random: impl FnOnce() -> u32) -> Result<String, ApiError> {
-    if uid.is_empty() || (uid.bytes().all(|b| b == b'0')) {
-        return Ok(random().max(1).to_string());
-    }
-    if uid.bytes().all(|b| b.is_ascii_digit()) {
-        let trimmed = uid.trim_start_matches('0');
-        if trimmed.len() <= 10
-            && let Ok(n) = trimmed.parse::<u64>()
-            && (1..=u64::from(u32::MAX)).contains(&n)
-        {
-            return Ok(n.to_string());
-        }
-    }
-    if uid.len() > MAX_UID_BYTES || !in_charset(uid) {
-        return Err(invalid(
+    sluice_proto::streamkey::normalize_uid(uid, random).ok_or_else(|| {
+        invalid(
             "uid",
             "must be at most 255 bytes of letters, digits, space and !#$%&()+-:;<=.>?@[]^_{}|~,",
-        ));
-    }
-    Ok(uid.to_string())
+        )
+    })
 }
 
 /// Validates a channel name.

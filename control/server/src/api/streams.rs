@@ -24,10 +24,108 @@ pub const EVENTS_DEFAULT: usize = 50;
 /// Most events returned per call.
 pub const EVENTS_MAX: usize = 500;
 
-/// The SDP describing a forwarder's RTP output, for the create answer. The lead wires this to
-/// `sluice_proto::rtp::sdp` after the merge; until then there is no SDP.
-pub fn forwarder_sdp(_stats: &StreamInfo, _record: &ForwarderRow) -> Option<String> {
-    None
+/// RTP payload type the dataplane uses for forwarded video (see the engine's `packetize`).
+pub const FORWARD_VIDEO_PT: u8 = 96;
+/// RTP payload type the dataplane uses for forwarded audio.
+pub const FORWARD_AUDIO_PT: u8 = 97;
+
+/// The SDP describing a forwarder's RTP output, for the create answer: `None` until the
+/// dataplane has reported the stream's parameter sets (video) or audio configuration.
+pub fn forwarder_sdp(stats: &StreamInfo, record: &ForwarderRow) -> Option<String> {
+    use sluice_proto::media::{AudioCodec, AudioConfig, VideoCodec, VideoConfig};
+    use sluice_proto::rtp::sdp::{AudioMedia, ForwardingSdp, VideoMedia};
+
+    let video_cfg = stats.video.as_ref().and_then(|v| {
+        let codec = match v.codec.as_str() {
+            "H.264" => VideoCodec::H264,
+            "H.265" => VideoCodec::H265,
+            _ => return None,
+        };
+        let (mut vps, mut sps, mut pps) = (Vec::new(), Vec::new(), Vec::new());
+        for nal in &stats.video_params {
+            let Some(&first) = nal.first() else { continue };
+            let list = match codec {
+                VideoCodec::H264 => match first & 0x1f {
+                    7 => &mut sps,
+                    8 => &mut pps,
+                    _ => continue,
+                },
+                _ => match (first >> 1) & 0x3f {
+                    32 => &mut vps,
+                    33 => &mut sps,
+                    34 => &mut pps,
+                    _ => continue,
+                },
+            };
+            list.push(bytes::Bytes::copy_from_slice(nal));
+        }
+        if sps.is_empty() {
+            return None;
+        }
+        let mut cfg = VideoConfig {
+            codec,
+            vps,
+            sps,
+            pps,
+            width: v.width,
+            height: v.height,
+            profile: 0,
+            constraints: 0,
+            level: 0,
+            frame_rate: None,
+        };
+        if let Ok(parsed) = sluice_proto::codec::video_config_from_parameter_sets(
+            codec, &cfg.vps, &cfg.sps, &cfg.pps,
+        ) {
+            cfg.profile = parsed.profile;
+            cfg.constraints = parsed.constraints;
+            cfg.level = parsed.level;
+        }
+        Some(cfg)
+    });
+    let audio_cfg = stats.audio.as_ref().and_then(|a| {
+        let codec = match a.codec.as_str() {
+            "AAC" if !stats.audio_config.is_empty() => AudioCodec::Aac,
+            "OPUS" => AudioCodec::Opus,
+            _ => return None,
+        };
+        Some(AudioConfig {
+            codec,
+            sample_rate: a.sample_rate,
+            channels: u8::try_from(a.channels).unwrap_or(2),
+            specific_config: bytes::Bytes::copy_from_slice(&stats.audio_config),
+        })
+    });
+    let want_video = record.video_port != 0;
+    let want_audio = record.audio_port != 0;
+    // Every requested track must be describable, or the receiver would miss one.
+    if (want_video && video_cfg.is_none()) || (want_audio && audio_cfg.is_none()) {
+        return None;
+    }
+    let sdp = ForwardingSdp {
+        session_id: record.created_at,
+        session_version: 1,
+        session_name: "Sluice RTP forward",
+        origin: record.host,
+        connection: record.host,
+        video: video_cfg
+            .as_ref()
+            .filter(|_| want_video)
+            .map(|config| VideoMedia {
+                port: record.video_port,
+                payload_type: FORWARD_VIDEO_PT,
+                config,
+            }),
+        audio: audio_cfg
+            .as_ref()
+            .filter(|_| want_audio)
+            .map(|config| AudioMedia {
+                port: record.audio_port,
+                payload_type: FORWARD_AUDIO_PT,
+                config,
+            }),
+    };
+    sdp.render().ok()
 }
 
 fn check_sid(sid: &str) -> Result<(), ApiError> {
