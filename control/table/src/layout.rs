@@ -8,7 +8,8 @@
 use crate::Capacities;
 
 /// Version of the header and slot layout; records inside slots evolve without changing it.
-pub const ABI_VERSION: u32 = 1;
+/// Version 2 added the counters block in the header page ([`crate::counters`]).
+pub const ABI_VERSION: u32 = 2;
 
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"SLUICETB";

@@ -14,7 +14,7 @@
 //! - Every slot is guarded by a seqlock built only from atomics; the payload is stored as
 //!   `AtomicU64` words, because a plain memcpy racing with a writer is undefined behaviour.
 //!
-//! ## Layout (ABI version 1)
+//! ## Layout (ABI version 2)
 //! The file is an array of little-endian 64-bit words, each accessed only as an `AtomicU64`.
 //! Header, page 0:
 //! ```text
@@ -26,6 +26,7 @@
 //! 256..264 32    config generation (bumped after every config write)
 //! 264..272 33    dataplane heartbeat, Unix ms
 //! 272..280 34    event head: event sequence numbers claimed so far
+//! 512..1024 64..128 dataplane counters ([`counters`]), one u64 per [`Counter`]
 //! ..4096         reserved (zero)
 //! ```
 //! Regions follow in this order, each starting on a 4096-byte boundary:
@@ -81,10 +82,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod counters;
 pub mod layout;
 mod records;
 mod slot;
 
+pub use counters::Counter;
 pub use records::{
     AppRecord, AudioStats, ConfigSnapshot, DuplicatePolicy, Event, EventKind, ForwarderRecord,
     KeyRecord, RevocationRecord, StreamCommand, StreamStats, StreamStatus, TemplateRecord,
@@ -1176,6 +1179,23 @@ impl Table {
     /// The last heartbeat, Unix milliseconds (0 = never).
     pub fn last_dataplane_heartbeat(&self) -> u64 {
         self.header(layout::word::HEARTBEAT).load(Ordering::Acquire)
+    }
+
+    /// Adds `n` to a dataplane counter (any core, any thread; wraps at `u64::MAX`).
+    pub fn add_counter(&self, c: Counter, n: u64) {
+        self.header(counters::COUNTERS_FIRST_WORD + c.slot())
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One counter's value.
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.header(counters::COUNTERS_FIRST_WORD + c.slot())
+            .load(Ordering::Relaxed)
+    }
+
+    /// Every counter with its value, in [`Counter::ALL`] order.
+    pub fn counters(&self) -> Vec<(Counter, u64)> {
+        Counter::ALL.iter().map(|&c| (c, self.counter(c))).collect()
     }
 }
 

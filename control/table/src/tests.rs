@@ -112,7 +112,7 @@ fn abi_mismatch_and_garbage_are_refused() {
         ) => {
             let msg = e.to_string();
             assert!(
-                msg.contains("ABI version 7") && msg.contains("version 1"),
+                msg.contains("ABI version 7") && msg.contains("version 2"),
                 "{msg}"
             );
         }
@@ -684,4 +684,28 @@ proptest::proptest! {
             proptest::prop_assert_eq!(cur.next, start + n);
         }
     }
+}
+
+#[test]
+fn counters_add_across_handles_and_start_at_zero() {
+    let p = TempPath::new("counters");
+    let control = Table::create_or_open(&p.0, &small()).unwrap();
+    assert!(control.counters().iter().all(|&(_, v)| v == 0));
+    let dataplane = Table::open(&p.0).unwrap();
+    dataplane.add_counter(Counter::RefusedIllegalKey, 2);
+    dataplane.add_counter(Counter::EgressDrops, 5);
+    dataplane.add_counter(Counter::for_abort_code(1), 1);
+    assert_eq!(control.counter(Counter::RefusedIllegalKey), 3);
+    let all = control.counters();
+    assert_eq!(all.len(), Counter::ALL.len());
+    assert!(all.contains(&(Counter::EgressDrops, 5)));
+    assert!(all.contains(&(Counter::ProtocolErrors, 0)));
+    // Counters live in the header: config writes do not disturb them.
+    control
+        .put_app(&AppRecord {
+            id: "a".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(dataplane.counter(Counter::EgressDrops), 5);
 }
