@@ -24,7 +24,7 @@ pub struct Config {
     /// `[table]`: the shared-memory table both processes map.
     #[serde(default)]
     pub table: TableConfig,
-    /// `[[webhooks]]`: notification receivers (stored; delivery comes later).
+    /// `[[webhooks]]`: notification receivers.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
 }
@@ -61,6 +61,28 @@ pub struct ControlConfig {
     /// REST customers (HTTP Basic and HMAC-SHA256).
     #[serde(default)]
     pub credentials: Vec<Credential>,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a `tracing` directive list such
+    /// as `info,sluice=debug`); the `SLUICE_LOG` environment variable overrides it.
+    #[serde(default = "default_log")]
+    pub log: String,
+    /// Log line format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Require REST credentials on `/metrics` too (default: open, like `/healthz`; keep the
+    /// listener private or set this when the API faces the internet).
+    #[serde(default)]
+    pub metrics_auth: bool,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
 }
 
 /// `[control.rate_limits]`: requests per second per app and operation class; 0 disables.
@@ -162,6 +184,13 @@ pub struct WebhookConfig {
     pub url: String,
     /// Key of the `Agora-Signature` HMACs.
     pub secret: String,
+    /// Event types (1 connected, 2 disconnected, 3 aborted, 4 profile updated) sent to this
+    /// receiver; empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<u32>,
+    /// Apps whose events go to this receiver; empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -169,6 +198,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("sluice-data")
+}
+fn default_log() -> String {
+    "info".into()
 }
 fn default_region() -> String {
     "na".into()
@@ -210,6 +242,9 @@ impl Default for ControlConfig {
             hmac_max_skew_secs: default_skew(),
             rate_limits: RateLimits::default(),
             credentials: Vec::new(),
+            log: default_log(),
+            log_format: LogFormat::Text,
+            metrics_auth: false,
         }
     }
 }
@@ -377,6 +412,20 @@ impl Config {
             if w.secret.is_empty() {
                 return bad(format!("webhooks[{i}].secret: expected a non-empty string"));
             }
+            if let Some(t) = w.events.iter().find(|t| !(1..=4).contains(*t)) {
+                return bad(format!(
+                    "webhooks[{i}].events: expected event types 1..4, got {t}"
+                ));
+            }
+            if let Some(a) = w.apps.iter().find(|a| !valid_app_id(a)) {
+                return bad(format!("webhooks[{i}].apps: invalid app id {a:?}"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&c.log).is_err() {
+            return bad(format!(
+                "control.log: expected a level (error, warn, info, debug, trace) or a tracing filter, got {:?}",
+                c.log
+            ));
         }
         if self.dataplane.cores > 1024 {
             return bad("dataplane.cores: expected 0..1024".into());

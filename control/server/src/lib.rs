@@ -9,14 +9,21 @@
 //! the [`store::Store`] trait; [`table`] holds the traits through which the server talks to the
 //! shared-memory table ([`table::ConfigSink`], [`table::StatsSource`]) with an in-memory
 //! implementation and [`table_shm`], the one on `sluice_table::Table`; [`api`] is the HTTP surface; [`filters`] parses `adaptFilters` expressions;
-//! [`localkey`] wraps the locally generated stream-key codec; [`supervise`] runs `sluice up`.
+//! [`localkey`] wraps the locally generated stream-key codec; [`supervise`] runs `sluice up`;
+//! [`webhook`] turns dataplane events into signed notifications; [`metrics`] renders
+//! `/metrics`; [`logging`] sets up `tracing` and masks stream keys.
 
 pub mod api;
 pub mod config;
 pub mod filters;
 pub mod localkey;
+pub mod logging;
+pub mod metrics;
 pub mod store;
 pub mod supervise;
 pub mod table;
 pub mod table_shm;
 pub mod time;
+pub mod webhook;
+
+pub use logging::mask_key;

@@ -71,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Control { config } => {
             let cfg = sluice::config::Config::load(&config)?;
+            sluice::logging::init(&cfg.control);
             runtime()?.block_on(sluice::supervise::run_control(cfg))
         }
         Cmd::Keygen {
@@ -111,14 +112,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
+    // `control` and `up` install the configured subscriber once they have read their
+    // configuration; the other commands log with the defaults (or `SLUICE_LOG`).
+    let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Control { .. } | Cmd::Up { .. }) {
+        sluice::logging::init(&sluice::config::ControlConfig::default());
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -105,6 +105,17 @@ pub async fn start_control(
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    // Drain the dataplane's event ring into the events list and the webhook queue. The
+    // task ends with the runtime.
+    let pump = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(api::EVENT_PUMP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            pump.pump_events();
+        }
+    });
     let task = tokio::spawn(api::serve(listener, state.clone(), shutdown));
     Ok(Running { addr, state, task })
 }
@@ -147,8 +158,17 @@ pub fn public_host(cfg: &Config, addr: SocketAddr) -> String {
     }
 }
 
-/// Finds `sluice-dataplane` next to the current executable, else on PATH.
+/// Environment variable naming the dataplane binary explicitly (takes precedence).
+pub const DATAPLANE_ENV: &str = "SLUICE_DATAPLANE";
+
+/// Finds `sluice-dataplane`: `$SLUICE_DATAPLANE`, else next to the current executable, else
+/// on PATH.
 pub fn find_dataplane() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(DATAPLANE_ENV).map(PathBuf::from)
+        && p.is_file()
+    {
+        return Some(p);
+    }
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {
@@ -236,6 +256,7 @@ pub async fn run_up(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyho
     if let Some(d) = data_dir {
         cfg.control.data_dir = d;
     }
+    crate::logging::init(&cfg.control);
     let dir = cfg.control.data_dir.clone();
     let boot = load_or_create_bootstrap(&dir)?;
     if cfg.apps.is_empty() {

@@ -64,9 +64,10 @@ pub trait ConfigSink: Send + Sync {
 }
 
 /// Lifecycle state of a live stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StreamStatus {
     /// Connected, no media yet.
+    #[default]
     Started,
     /// Media flowing.
     Running,
@@ -107,7 +108,7 @@ pub struct AudioInfo {
 }
 
 /// A live stream as the dataplane reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamInfo {
     /// Session ID.
     pub sid: String,
@@ -133,6 +134,20 @@ pub struct StreamInfo {
     pub video_params: Vec<Vec<u8>>,
     /// AudioSpecificConfig or Opus head (for SDP `config=`).
     pub audio_config: Vec<u8>,
+    /// The ingest domain the encoder connected to.
+    pub domain: String,
+    /// Video bytes received.
+    pub bytes_in_video: u64,
+    /// Audio bytes received.
+    pub bytes_in_audio: u64,
+    /// Video bytes sent (all egress).
+    pub bytes_out_video: u64,
+    /// Audio bytes sent (all egress).
+    pub bytes_out_audio: u64,
+    /// Active WebRTC viewers.
+    pub viewers: u32,
+    /// Active RTP forwarders.
+    pub forwarders: u32,
 }
 
 /// Event kinds, numbered as the webhook `eventType`.
@@ -188,6 +203,16 @@ pub struct EventInfo {
     pub error_code: u32,
     /// Abort reason text.
     pub reason: String,
+    /// The stream key the encoder presented (mask it before logging: [`crate::mask_key`]).
+    pub stream_key: String,
+    /// The ingest domain.
+    pub domain: String,
+    /// `rtmp` or `srt`.
+    pub protocol: String,
+    /// Unix ms of the connection (0 if the stream never connected).
+    pub begin_at_ms: u64,
+    /// Final or current stream state (disconnected, profile updated).
+    pub stats: Option<StreamInfo>,
 }
 
 /// Where live-stream state comes from.
@@ -198,6 +223,14 @@ pub trait StatsSource: Send + Sync {
     fn poll_events(&self) -> (Vec<EventInfo>, u64);
     /// Unix ms of the dataplane's last heartbeat (0 = never).
     fn dataplane_heartbeat_ms(&self) -> u64;
+    /// Config generation of the table (0 when there is none).
+    fn table_generation(&self) -> u64 {
+        0
+    }
+    /// Dataplane-wide counters by name (`sluice_table::Counter::name`).
+    fn counters(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }
 
 /// The configuration as a [`MemoryTable`] holds it.
@@ -338,5 +371,8 @@ impl StatsSource for MemoryTable {
     }
     fn dataplane_heartbeat_ms(&self) -> u64 {
         0
+    }
+    fn table_generation(&self) -> u64 {
+        self.config.lock().map(|c| c.generation).unwrap_or(0)
     }
 }

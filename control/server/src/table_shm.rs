@@ -164,6 +164,13 @@ fn stream(s: t::StreamStats) -> StreamInfo {
         }),
         video_params: s.video_params,
         audio_config: s.audio_config,
+        domain: s.domain,
+        bytes_in_video: s.bytes_in_video,
+        bytes_in_audio: s.bytes_in_audio,
+        bytes_out_video: s.bytes_out_video,
+        bytes_out_audio: s.bytes_out_audio,
+        viewers: s.viewers,
+        forwarders: s.forwarders,
     }
 }
 
@@ -194,6 +201,11 @@ impl StatsSource for ShmTable {
                 uid: e.uid,
                 error_code: e.error_code,
                 reason: e.reason,
+                stream_key: e.stream_key,
+                domain: e.domain,
+                protocol: e.protocol,
+                begin_at_ms: e.begin_at_ms,
+                stats: e.stats.map(stream),
             })
             .collect();
         (events, batch.lost)
@@ -201,5 +213,17 @@ impl StatsSource for ShmTable {
 
     fn dataplane_heartbeat_ms(&self) -> u64 {
         self.table.last_dataplane_heartbeat()
+    }
+
+    fn table_generation(&self) -> u64 {
+        self.table.generation()
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        self.table
+            .counters()
+            .into_iter()
+            .map(|(c, v)| (c.name().to_string(), v))
+            .collect()
     }
 }

@@ -48,6 +48,7 @@ fn stream(sid: &str, app: &str, channel: &str, running: bool) -> StreamInfo {
         }),
         video_params: vec![vec![0x67, 0x42], vec![0x68, 0xce]],
         audio_config: vec![0x11, 0x90],
+        ..StreamInfo::default()
     }
 }
 
@@ -532,6 +533,11 @@ fn forwarders_and_events() {
             uid: "1001".into(),
             error_code: if kind == EventKind::Aborted { 5 } else { 0 },
             reason: String::new(),
+            stream_key: "KEY".into(),
+            domain: "ingest.example.com".into(),
+            protocol: "rtmp".into(),
+            begin_at_ms: 900,
+            stats: None,
         });
     }
     let e = s.call("GET", "/events", None).json();

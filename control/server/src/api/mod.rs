@@ -155,6 +155,10 @@ pub struct AppState {
     pub commands: Mutex<HashMap<(String, String), StreamCommand>>,
     /// Recent events, oldest first.
     pub events: Mutex<VecDeque<EventInfo>>,
+    /// Webhook dispatcher fed by [`AppState::pump_events`].
+    pub webhooks: crate::webhook::Webhooks,
+    /// REST request counters for `/metrics`.
+    pub rest_metrics: crate::metrics::RestCounters,
 }
 
 /// App row from its configuration.
@@ -193,6 +197,11 @@ impl AppState {
         snap.forwarders.retain(|f| apps.contains_key(&f.app_id));
         sink.sync(&snap)?;
         let limiter = ratelimit::RateLimiter::new(config.control.rate_limits);
+        let webhooks = crate::webhook::Webhooks::start(
+            config.webhooks.clone(),
+            &config.control.region,
+            crate::webhook::DeliveryPolicy::default(),
+        );
         Ok(AppState {
             config,
             store,
@@ -202,6 +211,8 @@ impl AppState {
             limiter,
             commands: Mutex::new(HashMap::new()),
             events: Mutex::new(VecDeque::new()),
+            webhooks,
+            rest_metrics: crate::metrics::RestCounters::default(),
         })
     }
 
@@ -213,11 +224,20 @@ impl AppState {
         }
     }
 
-    /// Drains new dataplane events into the recent-events buffer.
+    /// Drains new dataplane events into the recent-events buffer and the webhook queue.
+    /// Called every [`EVENT_PUMP_INTERVAL`] by the server and before `GET .../events`.
     pub fn pump_events(&self) {
         let (new, lost) = self.stats.poll_events();
         if lost > 0 {
             tracing::warn!("{lost} dataplane events lost to ring overwrite");
+        }
+        for e in &new {
+            tracing::info!(
+                event = e.kind.name(), sid = %e.sid, app = %e.app_id, channel = %e.channel,
+                uid = %e.uid, key = %crate::mask_key(&e.stream_key), code = e.error_code,
+                reason = %e.reason, "stream event"
+            );
+            self.webhooks.submit(e);
         }
         if let Ok(mut ev) = self.events.lock() {
             for e in new {
@@ -229,6 +249,9 @@ impl AppState {
         }
     }
 }
+
+/// How often the server drains the dataplane's event ring.
+pub const EVENT_PUMP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs a store call off the async executor: SQLite with `synchronous = FULL` blocks on fsync.
 pub async fn db<T: Send + 'static>(
@@ -359,6 +382,53 @@ async fn request_id(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The route template a request matched, put on the response by [`tag_route`] so the
+/// outermost [`count_requests`] can label it (requests refused before routing have none).
+#[derive(Clone)]
+struct RouteTag(String);
+
+async fn tag_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(RouteTag(r));
+    }
+    resp
+}
+
+async fn count_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RouteTag>()
+        .map(|r| r.0.as_str())
+        .unwrap_or("other");
+    st.rest_metrics
+        .record(&method, route, resp.status().as_u16());
+    resp
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let text = crate::metrics::render(
+        &*st.stats,
+        &st.rest_metrics,
+        st.webhooks.counters(),
+        crate::time::now_ms(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let cap = st.config.control.max_body_bytes;
@@ -373,7 +443,8 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         }
     };
     let path = parts.uri.path().to_string();
-    if path != "/healthz" {
+    let open = path == "/healthz" || (path == "/metrics" && !st.config.control.metrics_auth);
+    if !open {
         if let Err(e) = auth::verify(&st.config, &parts, &bytes, crate::time::now_unix()) {
             tracing::debug!("auth refused: {e}");
             return ApiError::new(StatusCode::UNAUTHORIZED, msg::UNAUTHORIZED).into_response();
@@ -434,6 +505,7 @@ pub fn router(st: Arc<AppState>) -> Router {
     let r = |s: &str| format!("{P}{s}");
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/v2/ncs/ip", get(ncs_ip))
         .route(&r("/streamkeys"), post(keys::create).get(keys::list))
         .route(&r("/streamkeys:inspect"), post(keys::inspect))
@@ -469,10 +541,12 @@ pub fn router(st: Arc<AppState>) -> Router {
             axum::routing::delete(streams::delete_forwarder),
         )
         .route(&r("/events"), get(streams::events))
+        .route_layer(middleware::from_fn(tag_route))
         .fallback(fallback)
         .method_not_allowed_fallback(method_fallback)
         .layer(middleware::from_fn_with_state(st.clone(), guard))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(st.clone(), count_requests))
         .with_state(st)
 }
 
