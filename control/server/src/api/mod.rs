@@ -21,7 +21,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -499,48 +499,74 @@ async fn method_fallback() -> ApiError {
     )
 }
 
+/// Every route: `add(path, handlers)`, recording each path so [`served_paths`] lists exactly
+/// what the router serves (the OpenAPI coverage test compares it with `docs/openapi.yaml`).
+fn routes(paths: &mut Vec<String>) -> Router<Arc<AppState>> {
+    const P: &str = "/{region}/{version}/projects/{appId}/rtls/ingress";
+    let mut add = |router: Router<Arc<AppState>>, path: String, m: MethodRouter<Arc<AppState>>| {
+        let r = router.route(&path, m);
+        paths.push(path);
+        r
+    };
+    let r = |s: &str| format!("{P}{s}");
+    let mut x = Router::new();
+    x = add(x, "/healthz".into(), get(healthz));
+    x = add(x, "/metrics".into(), get(metrics));
+    x = add(x, "/v2/ncs/ip".into(), get(ncs_ip));
+    x = add(x, r("/streamkeys"), post(keys::create).get(keys::list));
+    x = add(x, r("/streamkeys:inspect"), post(keys::inspect));
+    x = add(
+        x,
+        r("/streamkeys/{streamkey}"),
+        get(keys::query).put(keys::rebind).delete(keys::delete),
+    );
+    x = add(x, r("/stream-templates"), get(templates::list));
+    x = add(
+        x,
+        r("/stream-templates/{templateId}"),
+        get(templates::get_one)
+            .put(templates::put)
+            .patch(templates::patch)
+            .delete(templates::delete),
+    );
+    x = add(
+        x,
+        r("/appconfig"),
+        get(templates::get_appconfig).put(templates::put_appconfig),
+    );
+    x = add(x, r("/online-streams"), get(streams::list));
+    x = add(
+        x,
+        r("/online-streams/{sid}"),
+        get(streams::query).delete(streams::kick),
+    );
+    x = add(x, r("/online-streams/mute/{sid}"), post(streams::mute));
+    x = add(x, r("/online-streams/{sid}/mute"), post(streams::mute));
+    x = add(
+        x,
+        r("/online-streams/{sid}/forwarders"),
+        post(streams::add_forwarder).get(streams::list_forwarders),
+    );
+    x = add(
+        x,
+        r("/online-streams/{sid}/forwarders/{forwarderId}"),
+        axum::routing::delete(streams::delete_forwarder),
+    );
+    x = add(x, r("/events"), get(streams::events));
+    x
+}
+
+/// The path templates the router serves, in axum's `{param}` syntax (the same syntax as
+/// OpenAPI path templates).
+pub fn served_paths() -> Vec<String> {
+    let mut v = Vec::new();
+    let _ = routes(&mut v);
+    v
+}
+
 /// The full router.
 pub fn router(st: Arc<AppState>) -> Router {
-    const P: &str = "/{region}/{version}/projects/{appId}/rtls/ingress";
-    let r = |s: &str| format!("{P}{s}");
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v2/ncs/ip", get(ncs_ip))
-        .route(&r("/streamkeys"), post(keys::create).get(keys::list))
-        .route(&r("/streamkeys:inspect"), post(keys::inspect))
-        .route(
-            &r("/streamkeys/{streamkey}"),
-            get(keys::query).put(keys::rebind).delete(keys::delete),
-        )
-        .route(&r("/stream-templates"), get(templates::list))
-        .route(
-            &r("/stream-templates/{templateId}"),
-            get(templates::get_one)
-                .put(templates::put)
-                .patch(templates::patch)
-                .delete(templates::delete),
-        )
-        .route(
-            &r("/appconfig"),
-            get(templates::get_appconfig).put(templates::put_appconfig),
-        )
-        .route(&r("/online-streams"), get(streams::list))
-        .route(
-            &r("/online-streams/{sid}"),
-            get(streams::query).delete(streams::kick),
-        )
-        .route(&r("/online-streams/mute/{sid}"), post(streams::mute))
-        .route(&r("/online-streams/{sid}/mute"), post(streams::mute))
-        .route(
-            &r("/online-streams/{sid}/forwarders"),
-            post(streams::add_forwarder).get(streams::list_forwarders),
-        )
-        .route(
-            &r("/online-streams/{sid}/forwarders/{forwarderId}"),
-            axum::routing::delete(streams::delete_forwarder),
-        )
-        .route(&r("/events"), get(streams::events))
+    routes(&mut Vec::new())
         .route_layer(middleware::from_fn(tag_route))
         .fallback(fallback)
         .method_not_allowed_fallback(method_fallback)
