@@ -13,3 +13,5 @@ echo "== build"
 cargo build --workspace --bins
 echo "== tests"
 cargo test --workspace --no-fail-fast
+echo "== schemathesis"
+bash scripts/schemathesis.sh
