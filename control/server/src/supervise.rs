@@ -191,10 +191,12 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// Keeps `sluice-dataplane --config <file>` running until `stop` fires; then SIGTERM, and
-/// SIGKILL after 5 s.
+/// SIGKILL after 5 s. The child logs with `log_filter` (its `SLUICE_LOG`), so one setting
+/// governs both processes.
 pub async fn supervise_dataplane(
     bin: PathBuf,
     config_file: PathBuf,
+    log_filter: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
@@ -203,6 +205,7 @@ pub async fn supervise_dataplane(
         let mut child = match tokio::process::Command::new(&bin)
             .arg("--config")
             .arg(&config_file)
+            .env(crate::logging::LOG_ENV, &log_filter)
             .kill_on_drop(true)
             .spawn()
         {
@@ -326,7 +329,13 @@ pub async fn run_up(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyho
     println!("  data dir      {}", dir.display());
 
     let sup = match find_dataplane() {
-        Some(bin) => Some(tokio::spawn(supervise_dataplane(bin, effective, stop_rx))),
+        Some(bin) => {
+            let env = std::env::var(crate::logging::LOG_ENV).ok();
+            let filter = crate::logging::filter_text(&cfg.control, env.as_deref());
+            Some(tokio::spawn(supervise_dataplane(
+                bin, effective, filter, stop_rx,
+            )))
+        }
         None => {
             eprintln!(
                 "warning: sluice-dataplane not found next to sluice or on PATH; media ingest is off"
