@@ -66,10 +66,12 @@ pub fn load_or_create_bootstrap(dir: &Path) -> anyhow::Result<Bootstrap> {
     Ok(b)
 }
 
-/// Opens (creating if needed) the shared-memory table at `[table] path`.
+/// Opens (creating if needed) the shared-memory table at `[table] path`, resuming the event
+/// cursor saved in `<data_dir>/event-cursor`.
 pub fn open_table(cfg: &Config) -> anyhow::Result<(Arc<dyn ConfigSink>, Arc<dyn StatsSource>)> {
+    let cursor = cfg.control.data_dir.join("event-cursor");
     let t = Arc::new(
-        crate::table_shm::ShmTable::open(&cfg.table.path)
+        crate::table_shm::ShmTable::open_with_cursor(&cfg.table.path, Some(cursor))
             .with_context(|| format!("opening the table {}", cfg.table.path.display()))?,
     );
     Ok((t.clone(), t))

@@ -10,21 +10,42 @@ use crate::table::{
     StreamStatus, VideoInfo,
 };
 use sluice_table as t;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The table plus the control process's position in its event ring.
 pub struct ShmTable {
     table: t::Table,
     cursor: Mutex<t::EventCursor>,
+    /// Where the cursor is kept across control restarts, so a restarted control neither
+    /// re-sends the webhooks of events it already handled nor skips those published while it
+    /// was down.
+    cursor_file: Option<PathBuf>,
 }
 
 impl ShmTable {
-    /// Creates or opens the table file with default capacities.
-    pub fn open(path: &std::path::Path) -> Result<ShmTable, t::TableError> {
+    /// Creates or opens the table file with default capacities; the event cursor starts at
+    /// the oldest event in the ring.
+    pub fn open(path: &Path) -> Result<ShmTable, t::TableError> {
+        ShmTable::open_with_cursor(path, None)
+    }
+
+    /// Like [`ShmTable::open`], resuming the event cursor from `cursor_file` (a decimal
+    /// sequence number) and saving it there whenever it moves.
+    pub fn open_with_cursor(
+        path: &Path,
+        cursor_file: Option<PathBuf>,
+    ) -> Result<ShmTable, t::TableError> {
         let table = t::Table::create_or_open(path, &t::Capacities::default())?;
+        let next = cursor_file
+            .as_deref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         Ok(ShmTable {
             table,
-            cursor: Mutex::new(t::EventCursor::default()),
+            cursor: Mutex::new(t::EventCursor { next }),
+            cursor_file,
         })
     }
 }
@@ -183,7 +204,14 @@ impl StatsSource for ShmTable {
         let Ok(mut cur) = self.cursor.lock() else {
             return (Vec::new(), 0);
         };
+        let before = cur.next;
         let batch = self.table.read_events(&mut cur);
+        if cur.next != before
+            && let Some(f) = &self.cursor_file
+            && let Err(e) = crate::supervise::write_private(f, cur.next.to_string().as_bytes())
+        {
+            tracing::warn!("cannot save the event cursor to {}: {e}", f.display());
+        }
         let events = batch
             .events
             .into_iter()

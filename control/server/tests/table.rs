@@ -127,3 +127,67 @@ fn restart_rebuilds_the_table_from_the_store() {
     assert!(dp.app(APP).is_some());
     drop(s2);
 }
+
+fn event(sid: &str) -> t::Event {
+    t::Event {
+        kind: t::EventKind::Connected,
+        at_ms: 5,
+        sid: sid.into(),
+        app_id: APP.into(),
+        channel: "ch".into(),
+        uid: "7".into(),
+        stream_key: "k".into(),
+        domain: String::new(),
+        protocol: "rtmp".into(),
+        begin_at_ms: 1,
+        error_code: 0,
+        reason: String::new(),
+        stats: None,
+    }
+}
+
+#[test]
+fn event_cursor_survives_a_control_restart() {
+    use sluice::table::StatsSource;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.table");
+    let cursor = dir.path().join("event-cursor");
+    let open =
+        || sluice::table_shm::ShmTable::open_with_cursor(&table, Some(cursor.clone())).unwrap();
+    let control = open();
+    let dp = t::Table::open(&table).unwrap();
+    dp.push_event(&event("a")).unwrap();
+    dp.push_event(&event("b")).unwrap();
+    let (got, lost) = control.poll_events();
+    assert_eq!((got.len(), lost), (2, 0));
+    assert_eq!(std::fs::read_to_string(&cursor).unwrap(), "2");
+    drop(control);
+
+    // While control is down the dataplane publishes one more; a restarted control sees only
+    // that one (no duplicate webhooks for a and b).
+    dp.push_event(&event("c")).unwrap();
+    let control = open();
+    let (got, _) = control.poll_events();
+    let sids: Vec<&str> = got.iter().map(|e| e.sid.as_str()).collect();
+    assert_eq!(sids, ["c"]);
+}
+
+#[test]
+fn dataplane_counters_and_generation_reach_metrics() {
+    let (s, path) = start(tempfile::tempdir().unwrap());
+    let dp = t::Table::open(&path).unwrap();
+    dp.add_counter(t::Counter::RefusedIllegalKey, 3);
+    dp.add_counter(t::Counter::EgressDrops, 7);
+    dp.dataplane_heartbeat(sluice::time::now_ms());
+    let r = raw(s.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains("sluice_dataplane_events_total{counter=\"refused_illegal_key\"} 3\n"),
+        "{text}"
+    );
+    assert!(text.contains("sluice_dataplane_events_total{counter=\"egress_drops\"} 7\n"));
+    assert!(text.contains("sluice_dataplane_up 1\n"));
+    let generation = dp.generation();
+    assert!(text.contains(&format!("sluice_table_generation {generation}\n")));
+}
