@@ -5,6 +5,15 @@
 
 use std::path::PathBuf;
 
+/// Input of `control_webhook_notice`: kind byte, abort code, time, then NUL-separated fields.
+fn notice_seed(kind: u8, code: u32, fields: &[&str]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&code.to_le_bytes());
+    v.extend_from_slice(&1_704_070_861u32.to_le_bytes());
+    v.extend_from_slice(fields.join("\0").as_bytes());
+    v
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>, bool)> {
     let t = |patch: u8, s: &str| {
         let mut v = vec![patch];
@@ -84,6 +93,65 @@ secret = "s"
         ),
         (
             "control_config",
+            "observability",
+            br#"[control]
+log = "info,sluice=debug"
+log_format = "json"
+metrics_auth = true
+[[webhooks]]
+url = "http://127.0.0.1:9000/hook"
+secret = "s"
+events = [1, 3]
+apps = ["demoapp"]
+"#
+            .to_vec(),
+            true,
+        ),
+        (
+            "control_config",
+            "bad_event_type",
+            b"[[webhooks]]\nurl = \"http://h/\"\nsecret = \"s\"\nevents = [5]\n".to_vec(),
+            false,
+        ),
+        (
+            "control_webhook_notice",
+            "aborted",
+            notice_seed(
+                2,
+                100,
+                &[
+                    "sid1",
+                    "app",
+                    "ch",
+                    "1001",
+                    "illegal key",
+                    "KEY",
+                    "ingest.example.com",
+                    "secret",
+                ],
+            ),
+            true,
+        ),
+        (
+            "control_webhook_notice",
+            "connected",
+            notice_seed(0, 0, &["sid2", "app", "", "7", "", "K2", "h:1935", "s"]),
+            true,
+        ),
+        (
+            "control_metrics_labels",
+            "plain",
+            b"app\x1fsid-1\x1fchannel\x1f1001\x1frtmp".to_vec(),
+            true,
+        ),
+        (
+            "control_metrics_labels",
+            "hostile",
+            b"a\"b\x1fc\\d\x1fline\nbreak\x1f}\x1f\"".to_vec(),
+            true,
+        ),
+        (
+            "control_config",
             "typo",
             b"[control]\nlsten = \"1.2.3.4:5\"\n".to_vec(),
             false,
@@ -102,6 +170,8 @@ fn accepted(target: &str, data: &[u8]) -> bool {
         "control_config" => {
             sluice::config::Config::from_toml(std::str::from_utf8(data).unwrap()).is_ok()
         }
+        // These targets accept every input; their invariants are checked in the target.
+        "control_webhook_notice" | "control_metrics_labels" => true,
         _ => unreachable!(),
     }
 }
