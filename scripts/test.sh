@@ -13,3 +13,8 @@ echo "== build"
 cargo build --workspace --bins
 echo "== tests"
 cargo test --workspace --no-fail-fast
+echo "== fuzz smoke"
+# About three minutes of fuzzing in all, split evenly over the targets (at least 2 s each).
+targets=$(ls fuzz/fuzz_targets/*.rs | wc -l)
+per_target=$(( 180 / targets )); [ "$per_target" -ge 2 ] || per_target=2
+bash scripts/fuzz.sh --all "$per_target"

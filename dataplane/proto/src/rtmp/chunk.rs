@@ -267,22 +267,26 @@ impl ChunkDecoder {
     pub fn poll_message(&mut self) -> Result<Option<Message>, ChunkError> {
         loop {
             if let Some((csid, remaining)) = self.current {
-                let Some(mut front) = self.input.pop_front() else {
+                if self.input.is_empty() {
                     return Ok(None);
-                };
-                let msg = self.read_payload(csid, remaining, &mut front)?;
-                if !front.is_empty() {
-                    self.input.push_front(front);
                 }
-                if let Some(msg) = msg {
+                if let Some(msg) = self.read_payload(csid, remaining)? {
                     self.apply_control(&msg)?;
                     return Ok(Some(msg));
                 }
                 continue;
             }
-            let mut peek = [0u8; MAX_HEADER_LEN];
-            let n = self.peek(&mut peek);
-            let Some(header) = self.parse_header(peek.get(..n).unwrap_or_default())? else {
+            // A header that lies whole in the front buffer is parsed in place; only one that
+            // may straddle two input buffers goes through the peek copy.
+            let header = match self.input.front() {
+                Some(front) if front.len() >= MAX_HEADER_LEN => self.parse_header(front)?,
+                _ => {
+                    let mut peek = [0u8; MAX_HEADER_LEN];
+                    let n = self.peek(&mut peek);
+                    self.parse_header(peek.get(..n).unwrap_or_default())?
+                }
+            };
+            let Some(header) = header else {
                 return Ok(None);
             };
             self.consume(header.len);
@@ -320,7 +324,8 @@ impl ChunkDecoder {
         }
     }
 
-    /// Parses a header from `buf` (at most 18 bytes); `Ok(None)` if it needs more bytes.
+    /// Parses a header at the start of `buf` (bytes past the header are ignored); `Ok(None)`
+    /// if it needs more bytes.
     fn parse_header(&self, buf: &[u8]) -> Result<Option<Header>, ChunkError> {
         let Some(&b0) = buf.first() else {
             return Ok(None);
@@ -451,20 +456,26 @@ impl ChunkDecoder {
         Ok(None)
     }
 
-    /// Reads the current chunk's payload from `front`; returns a message when one completes.
-    fn read_payload(
-        &mut self,
-        csid: u32,
-        remaining: u32,
-        front: &mut Bytes,
-    ) -> Result<Option<Message>, ChunkError> {
+    /// Reads the current chunk's payload from the front input buffer; returns a message when
+    /// one completes.
+    ///
+    /// Fast path: while the chunk just read leaves its message incomplete and the same buffer
+    /// holds the next chunk of the same stream whole behind a one-byte format 3 header (the
+    /// steady state of a large message at a small chunk size), that chunk is read here
+    /// directly, skipping the general header parse. It makes exactly the decisions the
+    /// general path would (`start_chunk` on a continuing format 3 header changes no state).
+    fn read_payload(&mut self, csid: u32, remaining: u32) -> Result<Option<Message>, ChunkError> {
+        let chunk_size = self.chunk_size as usize;
+        let Some(front) = self.input.front_mut() else {
+            return Ok(None);
+        };
         let Some(st) = self.streams.iter_mut().find(|st| st.csid == csid) else {
             // Unreachable: `current` is only set for a stream in the map.
             self.current = None;
             return Ok(None);
         };
-        let remaining_usize = remaining as usize;
-        let take = remaining_usize.min(front.len());
+        let mut remaining = remaining as usize;
+        let mut take = remaining.min(front.len());
         let message = |st: &StreamState, payload: Bytes| Message {
             csid: ChunkStreamId(csid),
             timestamp: st.timestamp,
@@ -472,10 +483,14 @@ impl ChunkDecoder {
             stream_id: MessageStreamId(st.stream_id),
             payload,
         };
-        if st.partial.is_none() && remaining == st.length && take == remaining_usize {
+        if st.partial.is_none() && remaining == st.length as usize && take == remaining {
             // Whole message in one chunk in one input buffer: zero copy.
             self.current = None;
-            return Ok(Some(message(st, front.split_to(take))));
+            let msg = message(st, front.split_to(take));
+            if front.is_empty() {
+                self.input.pop_front();
+            }
+            return Ok(Some(msg));
         }
         if st.partial.is_none() {
             if self.partials >= self.limits.max_partial_streams {
@@ -486,24 +501,49 @@ impl ChunkDecoder {
                 (st.length as usize).min(INITIAL_REASSEMBLY_CAPACITY),
             ));
         }
-        if self.held.saturating_add(take) > self.limits.max_reassembly_bytes {
-            return Err(ChunkError::LimitReassemblyBytes);
-        }
         let Some(buf) = st.partial.as_mut() else {
             return Ok(None);
         };
-        // The copy chunk framing forces: this message spans chunks or input buffers.
-        buf.extend_from_slice(front.get(..take).unwrap_or_default());
-        front.advance(take);
-        self.held += take;
-        let left = remaining - take as u32;
-        if left > 0 {
-            self.current = Some((csid, left));
+        // The one-byte basic header of a format 3 chunk on this stream, when it has one.
+        let fmt3 = u8::try_from(csid)
+            .ok()
+            .filter(|&c| c < 64 && !st.extended)
+            .map(|c| 0xC0 | c);
+        loop {
+            if self.held.saturating_add(take) > self.limits.max_reassembly_bytes {
+                return Err(ChunkError::LimitReassemblyBytes);
+            }
+            // The copy chunk framing forces: this message spans chunks or input buffers.
+            buf.extend_from_slice(front.get(..take).unwrap_or_default());
+            front.advance(take);
+            self.held += take;
+            remaining -= take;
+            if remaining > 0 {
+                // The input buffer ran out inside the chunk.
+                self.current = Some((csid, remaining as u32));
+                self.input.pop_front();
+                return Ok(None);
+            }
+            let msg_left = (st.length as usize).saturating_sub(buf.len());
+            if msg_left == 0 {
+                break;
+            }
+            let next = msg_left.min(chunk_size);
+            if fmt3.is_some() && front.first().copied() == fmt3 && front.len() > next {
+                front.advance(1);
+                take = next;
+                remaining = next;
+                continue;
+            }
+            self.current = None;
+            if front.is_empty() {
+                self.input.pop_front();
+            }
             return Ok(None);
         }
         self.current = None;
-        if buf.len() < st.length as usize {
-            return Ok(None);
+        if front.is_empty() {
+            self.input.pop_front();
         }
         let payload = st.partial.take().unwrap_or_default().freeze();
         self.held -= payload.len();

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::packet::{CcTracker, CcVerdict, Framer, PACKET_SIZE, PacketHeader, Pid, Scrambling};
+use super::packet::{CcTracker, CcVerdict, CompactHeader, Framer, PACKET_SIZE, Pid};
 use super::pes::{Pes, PesAssembler, PesError, split_opus_packets};
 use super::psi::{EsCodec, Pat, Pmt, PsiError, Section, SectionAssembler, StreamType};
 
@@ -92,7 +92,7 @@ pub struct DemuxStats {
     pub skipped_bytes: u64,
     /// Packets copied because they straddled pushed buffers.
     pub straddled_packets: u64,
-    /// Packets rejected by [`PacketHeader::parse`] (bad adaptation field).
+    /// Packets rejected by [`super::packet::PacketHeader::parse`] (bad adaptation field).
     pub malformed_packets: u64,
     /// Packets with the transport error indicator set (dropped).
     pub transport_errors: u64,
@@ -191,8 +191,10 @@ impl Demuxer {
     pub fn push(&mut self, data: Bytes) {
         self.framer.push(data);
         while let Some(run) = self.framer.next_run() {
-            for at in (0..run.len()).step_by(PACKET_SIZE) {
-                self.handle_packet(&run, at);
+            for (i, raw) in run.chunks_exact(PACKET_SIZE).enumerate() {
+                if let Ok(raw) = <&[u8; PACKET_SIZE]>::try_from(raw) {
+                    self.handle_packet(&run, raw, i * PACKET_SIZE);
+                }
             }
         }
     }
@@ -244,23 +246,21 @@ impl Demuxer {
         self.streams.iter().map(|s| s.stream).collect()
     }
 
-    /// Handles the packet at `run[at..at + PACKET_SIZE]`.
-    fn handle_packet(&mut self, run: &Bytes, at: usize) {
-        let Some(raw) = run.get(at..at + PACKET_SIZE) else {
-            return;
-        };
-        let p = match PacketHeader::parse(raw) {
+    /// Handles the packet `raw`, which is `run[at..at + PACKET_SIZE]`.
+    #[inline]
+    fn handle_packet(&mut self, run: &Bytes, raw: &[u8; PACKET_SIZE], at: usize) {
+        let p = match CompactHeader::parse(raw) {
             Ok(p) => p,
             Err(_) => {
                 self.stats.malformed_packets += 1;
                 return;
             }
         };
-        if p.tei {
+        if p.tei() {
             self.stats.transport_errors += 1;
             return;
         }
-        let pid = p.pid;
+        let pid = p.pid();
         let is_pat = self.pat.pid == Some(pid);
         let is_pmt = !is_pat && self.pmt.pid == Some(pid);
         let es = if is_pat || is_pmt {
@@ -271,7 +271,7 @@ impl Demuxer {
                 None => return,
             }
         };
-        if p.scrambling != Scrambling::None {
+        if p.scrambled() {
             self.stats.scrambled_packets += 1;
             return;
         }
@@ -280,7 +280,7 @@ impl Demuxer {
             None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
             None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
         };
-        match cc.check_packet(&p, raw) {
+        match cc.check_compact(&p, raw) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;
@@ -300,28 +300,47 @@ impl Demuxer {
                 }
             }
         }
-        let Some(offset) = p.payload_offset else {
+        let Some(offset) = p.payload_offset() else {
             return;
         };
-        let payload = at + offset..at + PACKET_SIZE;
         match es {
-            Some(i) => self.handle_pes_payload(i, p.pusi, p.random_access(), run, payload),
-            None => self.handle_psi_payload(is_pat, p.pusi, run.slice(payload)),
+            Some(i) => {
+                self.handle_pes_payload(i, p.pusi(), p.random_access(), run, raw, at, offset)
+            }
+            None => {
+                self.handle_psi_payload(is_pat, p.pusi(), run.slice(at + offset..at + PACKET_SIZE))
+            }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn handle_pes_payload(
         &mut self,
         i: usize,
         pusi: bool,
         ra: bool,
         run: &Bytes,
-        payload: std::ops::Range<usize>,
+        raw: &[u8; PACKET_SIZE],
+        at: usize,
+        offset: usize,
     ) {
         let Some(s) = self.streams.get_mut(i) else {
             return;
         };
-        s.pes.push(pusi, ra, run, payload, &mut self.pes_scratch);
+        if !pusi
+            && s.pes
+                .append_continuation(raw.get(offset..).unwrap_or_default())
+        {
+            return;
+        }
+        s.pes.push(
+            pusi,
+            ra,
+            run,
+            at + offset..at + PACKET_SIZE,
+            &mut self.pes_scratch,
+        );
         if self.pes_scratch.is_empty() {
             return;
         }
