@@ -751,6 +751,65 @@ mod tests {
         out
     }
 
+    /// Messages at the default chunk size on one-byte, extended-timestamp and two-byte chunk
+    /// streams, interleaved, as one buffer.
+    fn fast_path_wire() -> (Bytes, Vec<(u32, u32, Vec<u8>)>) {
+        let mut enc = ChunkEncoder::new();
+        let mut wire = BytesMut::new();
+        let mut expect = vec![];
+        let specs: [(u32, u32, usize); 6] = [
+            (6, 0, 1000),
+            (4, 5, 200),
+            (6, 0x0100_0000, 700),
+            (70, 40, 400),
+            (6, 0x0100_0021, 129),
+            (6, 0x0100_0042, 128),
+        ];
+        for (i, (csid, ts, len)) in specs.into_iter().enumerate() {
+            let payload: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
+            let id = ChunkStreamId::new(csid).unwrap();
+            enc.encode(id, ts, 9, MessageStreamId(1), &payload, &mut wire);
+            expect.push((csid, ts, payload));
+        }
+        (wire.freeze(), expect)
+    }
+
+    #[test]
+    fn format3_fast_path_matches_byte_by_byte_decoding() {
+        let (wire, expect) = fast_path_wire();
+        let mut whole = ChunkDecoder::default();
+        whole.push(wire.clone());
+        let fast = decode_all(&mut whole);
+        let mut slow_dec = ChunkDecoder::default();
+        let mut slow = vec![];
+        for i in 0..wire.len() {
+            slow_dec.push(wire.slice(i..i + 1));
+            slow.extend(decode_all(&mut slow_dec));
+        }
+        assert_eq!(fast, slow);
+        let got: Vec<(u32, u32, Vec<u8>)> = fast
+            .iter()
+            .map(|m| (m.csid.get(), m.timestamp, m.payload.to_vec()))
+            .collect();
+        assert_eq!(got, expect);
+        assert_eq!(whole.reassembly_bytes(), 0);
+        assert_eq!(whole.queued_input(), 0);
+    }
+
+    #[test]
+    fn format3_fast_path_enforces_the_reassembly_cap() {
+        let mut enc = ChunkEncoder::new();
+        let mut wire = BytesMut::new();
+        let id = ChunkStreamId::new(6).unwrap();
+        enc.encode(id, 0, 9, MessageStreamId(1), &[1; 5000], &mut wire);
+        let mut dec = ChunkDecoder::new(ChunkLimits {
+            max_reassembly_bytes: 1000,
+            ..ChunkLimits::default()
+        });
+        dec.push(wire.freeze());
+        assert_eq!(dec.poll_message(), Err(ChunkError::LimitReassemblyBytes));
+    }
+
     #[test]
     fn spec_example_audio_fmt0_fmt2_fmt3() {
         // RTMP 1.0 section 5.3.2.1: four audio messages on csid 3, stream 12345, 32 bytes,

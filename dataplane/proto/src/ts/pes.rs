@@ -616,6 +616,84 @@ mod tests {
         assert!(!a.in_progress());
     }
 
+    /// Feeds `chunks` (the first with PUSI) the way the demuxer does: the fast path first,
+    /// `push` when it declines.
+    fn feed_fast(a: &mut PesAssembler, chunks: &[&[u8]], out: &mut Vec<Result<Pes, PesError>>) {
+        for (i, c) in chunks.iter().enumerate() {
+            if i == 0 || !a.append_continuation(c) {
+                a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), out);
+            }
+        }
+    }
+
+    #[test]
+    fn continuation_fast_path_matches_push() {
+        let bounded = pes(0xc0, true, Some(90_000), None, &[5; 1000]);
+        let unbounded = pes(0xe0, false, Some(1), Some(0), &[6; 2000]);
+        for (data, cut) in [
+            (&bounded, 184),
+            (&unbounded, 184),
+            (&bounded, 3),
+            (&unbounded, 5),
+        ] {
+            let chunks: Vec<&[u8]> = data.chunks(cut).collect();
+            let (mut slow, mut fast) = (vec![], vec![]);
+            let mut a = PesAssembler::new();
+            for (i, c) in chunks.iter().enumerate() {
+                a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut slow);
+            }
+            slow.extend(a.flush());
+            let mut b = PesAssembler::new();
+            feed_fast(&mut b, &chunks, &mut fast);
+            fast.extend(b.flush());
+            assert_eq!(fast, slow);
+            assert_eq!(fast.len(), 1);
+            assert!(fast[0].is_ok());
+        }
+    }
+
+    #[test]
+    fn continuation_fast_path_declines_what_push_must_decide() {
+        let mut a = PesAssembler::new();
+        // Nothing in progress.
+        assert!(!a.append_continuation(&[1; 10]));
+        let mut out = vec![];
+        let bounded = pes(0xc0, true, None, None, &[5; 400]);
+        a.push_bytes(
+            true,
+            false,
+            Bytes::copy_from_slice(&bounded[..184]),
+            &mut out,
+        );
+        // The first payload is still the zero-copy slice: push must start the copy.
+        assert!(!a.append_continuation(&bounded[184..368]));
+        a.push_bytes(
+            false,
+            false,
+            Bytes::copy_from_slice(&bounded[184..368]),
+            &mut out,
+        );
+        // The bytes that complete a bounded PES must go through push, which emits it.
+        assert!(!a.append_continuation(&bounded[368..]));
+        assert!(out.is_empty());
+        a.push_bytes(
+            false,
+            false,
+            Bytes::copy_from_slice(&bounded[368..]),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].as_ref().unwrap().payload.len(), 400);
+        // The size cap is push's to enforce.
+        let mut big = PesAssembler::new();
+        let head = pes(0xe0, false, None, None, &[1; 400]);
+        big.push_bytes(true, false, Bytes::copy_from_slice(&head[..184]), &mut out);
+        big.push_bytes(false, false, Bytes::copy_from_slice(&head[184..]), &mut out);
+        let huge = vec![0u8; MAX_PES_SIZE];
+        assert!(!big.append_continuation(&huge));
+        assert!(big.in_progress());
+    }
+
     #[test]
     fn small_pes_after_a_large_one_does_not_pin_its_size() {
         let mut a = PesAssembler::new();
