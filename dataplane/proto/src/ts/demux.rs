@@ -263,84 +263,96 @@ impl Demuxer {
         let pid = p.pid();
         let is_pat = self.pat.pid == Some(pid);
         let is_pmt = !is_pat && self.pmt.pid == Some(pid);
-        let es = if is_pat || is_pmt {
-            None
-        } else {
-            match self.streams.iter().position(|s| s.stream.pid == pid) {
-                Some(i) => Some(i),
-                None => return,
-            }
+        if is_pat || is_pmt {
+            self.handle_psi_packet(&p, is_pat, run, raw, at);
+            return;
+        }
+        let Some(i) = self.streams.iter().position(|s| s.stream.pid == pid) else {
+            return;
         };
         if p.scrambled() {
             self.stats.scrambled_packets += 1;
             return;
         }
-        let (cc, cc_errors) = match es.and_then(|i| self.streams.get_mut(i)) {
-            Some(s) => (&mut s.cc, &mut s.cc_errors),
-            None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
-            None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
+        let Some(s) = self.streams.get_mut(i) else {
+            return;
         };
-        match cc.check_compact(&p, raw) {
+        match s.cc.check_compact(&p, raw) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;
                 return;
             }
             CcVerdict::Discontinuity => {
-                *cc_errors += 1;
+                s.cc_errors += 1;
                 self.stats.cc_errors += 1;
-                match es.and_then(|i| self.streams.get_mut(i)) {
-                    Some(s) => {
-                        if s.pes.discard() {
-                            self.stats.pes_discarded += 1;
-                        }
-                    }
-                    None if is_pat => self.pat.sections.reset(),
-                    None => self.pmt.sections.reset(),
+                if s.pes.discard() {
+                    self.stats.pes_discarded += 1;
                 }
             }
         }
         let Some(offset) = p.payload_offset() else {
             return;
         };
-        match es {
-            Some(i) => {
-                self.handle_pes_payload(i, p.pusi(), p.random_access(), run, raw, at, offset)
-            }
-            None => {
-                self.handle_psi_payload(is_pat, p.pusi(), run.slice(at + offset..at + PACKET_SIZE))
-            }
+        // The common case, a packet continuing a PES, needs nothing else.
+        if !p.pusi()
+            && s.pes
+                .append_continuation(raw.get(offset..).unwrap_or_default())
+        {
+            return;
         }
+        let payload = at + offset..at + PACKET_SIZE;
+        self.handle_pes_payload(i, p.pusi(), p.random_access(), run, payload);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
+    /// The rest of [`Demuxer::handle_packet`] for a packet on the PAT or PMT PID.
+    #[cold]
+    fn handle_psi_packet(
+        &mut self,
+        p: &CompactHeader,
+        is_pat: bool,
+        run: &Bytes,
+        raw: &[u8; PACKET_SIZE],
+        at: usize,
+    ) {
+        if p.scrambled() {
+            self.stats.scrambled_packets += 1;
+            return;
+        }
+        let psi = if is_pat { &mut self.pat } else { &mut self.pmt };
+        match psi.cc.check_compact(p, raw) {
+            CcVerdict::Ok => {}
+            CcVerdict::Duplicate => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            CcVerdict::Discontinuity => {
+                psi.cc_errors += 1;
+                self.stats.cc_errors += 1;
+                psi.sections.reset();
+            }
+        }
+        let Some(offset) = p.payload_offset() else {
+            return;
+        };
+        self.handle_psi_payload(is_pat, p.pusi(), run.slice(at + offset..at + PACKET_SIZE));
+    }
+
+    /// Feeds a PES payload, `run[payload]`, through the general path of the stream's
+    /// assembler and emits what completes.
+    #[inline(never)]
     fn handle_pes_payload(
         &mut self,
         i: usize,
         pusi: bool,
         ra: bool,
         run: &Bytes,
-        raw: &[u8; PACKET_SIZE],
-        at: usize,
-        offset: usize,
+        payload: std::ops::Range<usize>,
     ) {
         let Some(s) = self.streams.get_mut(i) else {
             return;
         };
-        if !pusi
-            && s.pes
-                .append_continuation(raw.get(offset..).unwrap_or_default())
-        {
-            return;
-        }
-        s.pes.push(
-            pusi,
-            ra,
-            run,
-            at + offset..at + PACKET_SIZE,
-            &mut self.pes_scratch,
-        );
+        s.pes.push(pusi, ra, run, payload, &mut self.pes_scratch);
         if self.pes_scratch.is_empty() {
             return;
         }

@@ -588,11 +588,10 @@ impl Framer {
             return None;
         }
         let front = self.chunks.front()?;
-        let mut n = 0;
-        while front.get(n * PACKET_SIZE) == Some(&SYNC_BYTE) && front.len() >= (n + 1) * PACKET_SIZE
-        {
-            n += 1;
-        }
+        let n = front
+            .chunks_exact(PACKET_SIZE)
+            .take_while(|p| p.first() == Some(&SYNC_BYTE))
+            .count();
         if n == 0 {
             self.stats.packets += 1;
             return Some(self.take_packet());
