@@ -103,6 +103,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+/// The dataplane core (index among `cores`) that owns the stream of a channel+uid: every key
+/// that resolves to the same identity lands on the same core, so duplicate checks and viewer
+/// lookups stay core-local. Shared here so the dataplane, control and tests agree.
+pub fn owner_core(app_id: &str, channel: &str, uid: &str, cores: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    if cores <= 1 {
+        return 0;
+    }
+    // `DefaultHasher::new()` uses fixed keys, so the mapping is stable across processes
+    // built by the same toolchain (both processes ship together).
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (app_id, channel, uid).hash(&mut h);
+    (h.finish() % cores as u64) as usize
+}
+
 /// Default table path for a gateway instance called `name`.
 pub fn default_path(name: &str) -> PathBuf {
     PathBuf::from(format!("/dev/shm/sluice-{name}.table"))

@@ -8,6 +8,7 @@ mod admission;
 mod config;
 mod core;
 mod egress;
+mod ingest;
 mod packetize;
 mod registry;
 mod rtmp_ingest;
@@ -74,9 +75,16 @@ fn main() -> anyhow::Result<()> {
         counters: Default::default(),
     });
 
+    // Connections move to their stream's owner core through this mesh.
+    let mesh = (cores > 1).then(|| {
+        glommio::channels::channel_mesh::MeshBuilder::<crate::rtmp_ingest::Handoff, _>::full(
+            cores, 256,
+        )
+    });
     let mut handles = Vec::with_capacity(cores);
     for core in 0..cores {
         let shared = shared.clone();
+        let mesh = mesh.clone();
         let placement = if cores <= cpus {
             Placement::Fixed(core)
         } else {
@@ -84,7 +92,7 @@ fn main() -> anyhow::Result<()> {
         };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("sluice-core-{core}"))
-            .spawn(move || crate::core::run(core, shared))
+            .spawn(move || crate::core::run(core, shared, mesh))
             .map_err(|e| anyhow::anyhow!("starting executor {core}: {e}"))?;
         handles.push(h);
     }
