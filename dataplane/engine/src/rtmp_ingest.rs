@@ -116,7 +116,7 @@ enum Exit {
     /// The connection is finished (closed, refused or failed), with the reason if abnormal.
     Closed(anyhow::Result<()>),
     /// The publish was admitted for a stream owned by another core.
-    Move(AdmittedStream, usize),
+    Move(Box<AdmittedStream>, usize),
 }
 
 async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<CoreCtx>) {
@@ -280,7 +280,7 @@ async fn handle_events(
                         }
                         let owner = admitted.owner(ctx.mesh_peers);
                         if owner != ctx.mesh_id && ctx.handoff.is_some() {
-                            return Some(Exit::Move(admitted, owner));
+                            return Some(Exit::Move(Box::new(admitted), owner));
                         }
                         *stream = Some(ingest::start_stream(ctx, admitted));
                     }
