@@ -161,7 +161,7 @@ async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<Co
                 rx,
                 peer,
                 ip_guard,
-                admitted,
+                admitted: *admitted,
             };
             if tx.send_to(owner, h).await.is_err() {
                 tracing::warn!(owner, "owner core unreachable; connection dropped");
