@@ -81,6 +81,8 @@
 //! # Ok(()) }
 //! ```
 
+mod dataplane_config;
+pub use dataplane_config::DataplaneConfig;
 pub mod layout;
 mod records;
 mod slot;
