@@ -66,7 +66,7 @@
 //!   125 MiB with the default capacities (mostly keys 48 MiB, stats 32 MiB, events 24 MiB).
 //!   Lower [`Capacities`] on small machines or containers.
 //! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
-//!   the record as absent after retrying for 20 ms; control's next start clears
+//!   the record as absent once the slot has stayed locked, unchanged, for 100 ms; control's next start clears
 //!   such slots and resyncs.
 //!
 //! ## Example
@@ -844,10 +844,12 @@ impl Table {
     }
 
     /// Makes the config regions equal to `desired` (control, at start, rebuilding from the
-    /// store without disturbing a running dataplane): upserts what is missing or different,
-    /// then removes what is extra; never clear-then-fill, so an entry present in both the
-    /// table and `desired` stays readable throughout. On error the table holds a mix of old
-    /// and new entries; calling again converges.
+    /// store without disturbing a running dataplane). Never clear-then-fill: per region it
+    /// first rewrites in place the entries present in both that differ, then removes the
+    /// entries `desired` lacks, then inserts the new ones. An entry present in both the table
+    /// and `desired` stays readable throughout, and a full region can be turned over because
+    /// removals come before insertions. On error the table holds a mix of old and new
+    /// entries; calling again converges.
     pub fn sync_config(&self, desired: &ConfigSnapshot) -> Result<SyncReport, TableError> {
         let current = self.snapshot_config();
         let mut rep = SyncReport::default();
@@ -879,24 +881,35 @@ impl Table {
         rep: &mut SyncReport,
         remove: impl Fn(&T) -> Result<bool, TableError>,
     ) -> Result<(), TableError> {
+        let put = |d: &T| match T::REGION {
+            RegionId::Keys | RegionId::Revocations => self.hash_put(d),
+            _ => self.linear_put(d),
+        };
         let mut by_tag: HashMap<u64, Vec<&T>> = HashMap::new();
         for c in current {
             by_tag.entry(c.tag()).or_default().push(c);
         }
+        let find = |d: &T| {
+            by_tag
+                .get(&d.tag())
+                .and_then(|v| v.iter().find(|c| c.same(d)).copied())
+        };
+        // 1. Entries in both: rewrite in place where they differ (never absent meanwhile).
+        let mut missing = Vec::new();
+        for d in desired {
+            match find(d) {
+                Some(c) if c == d => rep.unchanged += 1,
+                Some(_) => {
+                    put(d)?;
+                    rep.upserted += 1;
+                }
+                None => missing.push(d),
+            }
+        }
+        // 2. Entries only in the table: remove them before inserting, so a full region can
+        //    be turned over (these are in neither the old-and-new intersection nor desired).
         let mut wanted: HashMap<u64, Vec<&T>> = HashMap::new();
         for d in desired {
-            let same = by_tag
-                .get(&d.tag())
-                .and_then(|v| v.iter().find(|c| c.same(d)));
-            if same.is_some_and(|c| *c == d) {
-                rep.unchanged += 1;
-            } else {
-                match T::REGION {
-                    RegionId::Keys | RegionId::Revocations => self.hash_put(d)?,
-                    _ => self.linear_put(d)?,
-                }
-                rep.upserted += 1;
-            }
             wanted.entry(d.tag()).or_default().push(d);
         }
         for c in current {
@@ -906,6 +919,11 @@ impl Table {
             if !keep && remove(c)? {
                 rep.removed += 1;
             }
+        }
+        // 3. Entries only in `desired`.
+        for d in missing {
+            put(d)?;
+            rep.upserted += 1;
         }
         Ok(())
     }

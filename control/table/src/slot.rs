@@ -29,12 +29,17 @@ impl State {
     }
 }
 
-/// How long a reader keeps retrying a slot that a writer holds or keeps changing before it
-/// gives up and treats the record as absent. A writer holds a slot for a copy of a few hundred
-/// bytes, so this is only reached when the writer was descheduled for that long or died
-/// inside the slot (then control's next start clears it). A bound in time rather than in
-/// attempts, because `yield_now` can return at once or after a whole timeslice.
-pub(crate) const READ_PATIENCE: Duration = Duration::from_millis(20);
+/// How long a slot may stay locked with the *same* odd sequence number before a reader
+/// decides its writer died inside it and treats the record as absent (control's next start
+/// clears such slots). A live writer holds a slot for a copy of a few hundred bytes, and a
+/// sequence number that moves means the writer is alive, which restarts this clock; so a
+/// reader that was itself descheduled, or that keeps colliding with a busy writer, does not
+/// give up.
+pub(crate) const READ_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Hard bound on attempts, so a reader terminates even against a writer that rewrites the
+/// same slot without pause forever (no real writer does).
+pub(crate) const MAX_READ_ATTEMPTS: u32 = 1_000_000;
 
 /// Attempts before the reader starts looking at the clock (the uncontended path never does).
 const SPINS_BEFORE_CLOCK: u32 = 64;
@@ -83,20 +88,28 @@ impl<'a> Slot<'a> {
     }
 
     /// A consistent snapshot of the slot: state and tag, and (if `buf` is given and the slot
-    /// is occupied) the payload bytes. `None` if no consistent read happened within
-    /// [`READ_PATIENCE`].
+    /// is occupied) the payload bytes. `None` if the slot stayed locked at one sequence
+    /// number for [`READ_PATIENCE`] (dead writer) or after [`MAX_READ_ATTEMPTS`].
     pub(crate) fn read(&self, mut buf: Option<&mut Vec<u8>>) -> Option<Seen> {
-        let mut started: Option<Instant> = None;
+        let mut stuck: Option<(u64, Instant)> = None;
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            if attempt >= SPINS_BEFORE_CLOCK
-                && started.get_or_insert_with(Instant::now).elapsed() > READ_PATIENCE
-            {
+            if attempt > MAX_READ_ATTEMPTS {
                 return None;
             }
             let s1 = self.seq().load(Ordering::Acquire);
             if s1 & 1 == 1 {
+                if attempt > SPINS_BEFORE_CLOCK {
+                    match stuck {
+                        Some((s, since)) if s == s1 => {
+                            if since.elapsed() > READ_PATIENCE {
+                                return None;
+                            }
+                        }
+                        _ => stuck = Some((s1, Instant::now())),
+                    }
+                }
                 backoff(attempt);
                 continue;
             }

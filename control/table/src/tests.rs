@@ -389,6 +389,36 @@ fn sync_config_converges() {
 }
 
 #[test]
+fn sync_config_turns_over_a_full_region() {
+    let p = TempPath::new("turnover");
+    let t = Table::create_or_open(&p.0, &small()).unwrap();
+    let old: Vec<_> = (0..4).map(|i| app(&format!("old{i}"), i)).collect();
+    let new: Vec<_> = (0..4).map(|i| app(&format!("new{i}"), i)).collect();
+    t.sync_config(&ConfigSnapshot {
+        apps: old,
+        ..Default::default()
+    })
+    .unwrap();
+    let rep = t
+        .sync_config(&ConfigSnapshot {
+            apps: new.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        rep,
+        SyncReport {
+            upserted: 4,
+            removed: 4,
+            unchanged: 0
+        }
+    );
+    let mut got = t.apps();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, new);
+}
+
+#[test]
 fn sync_config_never_hides_shared_entries() {
     let p = TempPath::new("synchide");
     let caps = Capacities {
