@@ -26,6 +26,8 @@
 //! 256..264 32    config generation (bumped after every config write)
 //! 264..272 33    dataplane heartbeat, Unix ms
 //! 272..280 34    event head: event sequence numbers claimed so far
+//! 280..288 35    pid of the control process (config writer), for dead-writer detection
+//! 288..296 36    pid of the dataplane process (stats and event writer)
 //! ..4096         reserved (zero)
 //! ```
 //! Regions follow in this order, each starting on a 4096-byte boundary:
@@ -288,6 +290,8 @@ pub struct Table {
     writer: Mutex<Option<WriterState>>,
     /// Where the next stats-slot search starts (a hint; correctness does not depend on it).
     stats_hint: AtomicU32,
+    /// Whether this handle built the file (see [`Table::was_created`]).
+    created: bool,
 }
 
 /// Live-entry counts of the hash regions, kept by the single config writer.
@@ -367,10 +371,6 @@ fn max_live(capacity: u32) -> u32 {
     capacity - capacity / 8
 }
 
-/// How many times an event producer waits for an older writer of the same ring slot before
-/// giving up on its event.
-const EVENT_SLOT_WAITS: u32 = 10_000;
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
     move |source| TableError::Io {
         path: path.to_owned(),
@@ -395,6 +395,7 @@ impl Table {
         let want = Layout::for_capacities(caps).map_err(TableError::InvalidCapacities)?;
         match Table::open(path) {
             Ok(t) if t.layout == want => {
+                t.claim_config_writer();
                 t.recover_config_slots();
                 return Ok(t);
             }
@@ -407,7 +408,17 @@ impl Table {
             Err(e) => return Err(e),
         }
         create_file(path, &want)?;
-        Table::open(path)
+        let mut t = Table::open(path)?;
+        t.created = true;
+        t.claim_config_writer();
+        Ok(t)
+    }
+
+    /// Whether [`Table::create_or_open`] built a fresh file (first start, or the old one had
+    /// another ABI or layout). Its event sequence numbers start again at 0, so a saved
+    /// [`EventCursor`] no longer applies: start from `EventCursor::default()`.
+    pub fn was_created(&self) -> bool {
+        self.created
     }
 
     /// Dataplane side: opens an existing table, refusing a wrong magic or ABI version. Fails
@@ -437,6 +448,7 @@ impl Table {
             },
             writer: Mutex::new(None),
             stats_hint: AtomicU32::new(0),
+            created: false,
         };
         let w = |i: usize| t.words().get(i).map_or(0, |a| a.load(Ordering::Acquire));
         if w(layout::word::MAGIC).to_le_bytes() != layout::MAGIC {
@@ -480,6 +492,15 @@ impl Table {
         &self.words()[word]
     }
 
+    /// The pid of the process that writes region `r` (0 if not recorded).
+    fn writer_pid(&self, r: RegionId) -> u32 {
+        let word = match r {
+            RegionId::Stats | RegionId::Events => layout::word::DATAPLANE_PID,
+            _ => layout::word::CONTROL_PID,
+        };
+        self.header(word).load(Ordering::Relaxed) as u32
+    }
+
     fn cap(&self, r: RegionId) -> u32 {
         self.layout.regions[r as usize].capacity
     }
@@ -511,7 +532,8 @@ impl Table {
         &self.path
     }
 
-    /// Config generation: bumped by every config write (after the write is visible).
+    /// Config generation: bumped by every config write (after the write is visible). Compare
+    /// for inequality: a replaced file starts again at 0.
     pub fn generation(&self) -> u64 {
         self.header(layout::word::GENERATION)
             .load(Ordering::Acquire)
@@ -533,14 +555,15 @@ impl Table {
         buf: &mut Vec<u8>,
     ) -> (Option<slot::Seen>, Option<T>) {
         let s = self.slot(r, i);
-        let Some(seen) = s.read(None) else {
+        let writer = self.writer_pid(r);
+        let Some(seen) = s.read(None, writer) else {
             return (None, None);
         };
         if seen.state != State::Occupied || tag.is_some_and(|t| t != seen.tag) {
             return (Some(seen), None);
         }
         // Second read with the payload: the slot may have changed since; judge by this one.
-        let Some(seen) = s.read(Some(buf)) else {
+        let Some(seen) = s.read(Some(buf), writer) else {
             return (None, None);
         };
         if seen.state != State::Occupied || tag.is_some_and(|t| t != seen.tag) {
@@ -619,7 +642,7 @@ impl Table {
         (0..self.cap(r))
             .filter(|&i| {
                 self.slot(r, i)
-                    .read(None)
+                    .read(None, self.writer_pid(r))
                     .is_some_and(|s| s.state == State::Occupied)
             })
             .count() as u32
@@ -634,7 +657,7 @@ impl Table {
                 None => (0..self.cap(T::REGION))
                     .find(|&i| {
                         self.slot(T::REGION, i)
-                            .read(None)
+                            .read(None, self.writer_pid(T::REGION))
                             .is_some_and(|s| s.state != State::Occupied)
                     })
                     .ok_or(TableError::RegionFull {
@@ -731,7 +754,7 @@ impl Table {
             // tombstones right before it can become empty again (keeps chains short).
             let is_state = |j: u32, st: State| {
                 self.slot(T::REGION, j)
-                    .read(None)
+                    .read(None, self.writer_pid(T::REGION))
                     .is_some_and(|s| s.state == st)
             };
             if is_state((i + 1) & mask, State::Empty) {
@@ -748,6 +771,12 @@ impl Table {
             Ok(true)
         })
         .unwrap_or(false)
+    }
+
+    /// Records this process as the config writer (for readers' dead-writer detection).
+    fn claim_config_writer(&self) {
+        self.header(layout::word::CONTROL_PID)
+            .store(u64::from(std::process::id()), Ordering::Release);
     }
 
     /// Control start: a config slot left odd by a control process that died mid-write holds
@@ -1040,10 +1069,12 @@ impl Table {
         }
     }
 
-    /// Dataplane start: clears every stats slot (the previous dataplane's streams are gone)
-    /// and marks event slots a crashed producer left unpublished as lost, so the consumer
+    /// Dataplane start: records this process as the stats and event writer, clears every
+    /// stats slot (the previous dataplane's streams are gone) and marks event slots a crashed producer left unpublished as lost, so the consumer
     /// does not wait on them. Call before any core claims a slot or pushes an event.
     pub fn reset_stats(&self) {
+        self.header(layout::word::DATAPLANE_PID)
+            .store(u64::from(std::process::id()), Ordering::Release);
         for i in 0..self.cap(RegionId::Stats) {
             let sl = self.slot(RegionId::Stats, i);
             sl.write(State::Empty, 0, &[]);
@@ -1092,22 +1123,21 @@ impl Table {
         let index = (n % u64::from(cap)) as u32;
         let sl = self.slot(RegionId::Events, index);
         let writing = n.wrapping_mul(2).wrapping_add(1);
-        let mut attempt = 0;
+        let mut patience = slot::Patience::new(self.writer_pid(RegionId::Events));
         loop {
             let cur = sl.seq().load(Ordering::Acquire);
             if cur > writing {
                 return Ok(());
             }
             if cur & 1 == 1 {
-                // An older lap's producer is still inside this slot; wait for it.
-                attempt += 1;
-                if attempt > EVENT_SLOT_WAITS {
+                // An older lap's producer is still inside this slot; wait for it unless it
+                // died there (the consumer then counts this event as lost).
+                if !patience.wait(cur) {
                     return Err(TableError::Busy {
                         region: RegionId::Events.name(),
                         index,
                     });
                 }
-                slot::backoff(attempt);
                 continue;
             }
             if sl
@@ -1167,7 +1197,7 @@ impl Table {
                 break;
             }
             if s1 == done {
-                match sl.read(Some(&mut buf)) {
+                match sl.read(Some(&mut buf), self.writer_pid(RegionId::Events)) {
                     Some(seen) if seen.seq == done && seen.state == State::Occupied => {
                         match rmp_serde::from_slice::<Event>(&buf) {
                             Ok(e) => batch.events.push(e),
