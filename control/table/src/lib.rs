@@ -67,9 +67,11 @@
 //! - The file is fully written at creation, so it occupies its whole size in tmpfs: about
 //!   125 MiB with the default capacities (mostly keys 48 MiB, stats 32 MiB, events 24 MiB).
 //!   Lower [`Capacities`] on small machines or containers.
-//! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
-//!   the record as absent once the slot has stayed locked, unchanged, for 100 ms; control's next start clears
-//!   such slots and resyncs.
+//! - A slot whose writer died inside it stays locked. Readers (and event producers) wait on
+//!   a locked slot while its sequence number moves; once it has stayed at one odd value for
+//!   100 ms and the writer's pid (header words 35/36) is gone, or for 2 s in any case, they
+//!   treat the record as absent. Control's next start clears such config slots and resyncs;
+//!   the dataplane's next start repairs stats and event slots.
 //!
 //! ## Example
 //! ```no_run
