@@ -66,7 +66,17 @@ pub fn admit(
     let admitted = match admission::admit(table.as_ref(), key, host, crate::time::unix_s()) {
         Ok(a) => a,
         Err(refusal) => {
-            let id = identity(String::new(), String::new(), String::new());
+            // Attribute the refusal to the app the ingest host belongs to (or the only app),
+            // so it shows in that app's events and webhooks.
+            let app_id = host
+                .and_then(|h| table.app_by_domain(h))
+                .map(|a| a.id)
+                .or_else(|| {
+                    let apps = table.apps();
+                    (apps.len() == 1).then(|| apps[0].id.clone())
+                })
+                .unwrap_or_default();
+            let id = identity(String::new(), String::new(), app_id);
             crate::stream::push_abort(table, &id, &refusal);
             return Err(refusal);
         }
