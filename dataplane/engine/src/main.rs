@@ -102,8 +102,23 @@ fn main() -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("sluice-heartbeat".into())
         .spawn(move || {
+            let mut warned_missing = false;
             loop {
                 hb_table.dataplane_heartbeat(time::unix_ms());
+                if hb_table.is_replaced() {
+                    if hb_table.path().exists() {
+                        // Control rebuilt the table with another layout (an upgrade): this
+                        // process must map the new one. Exit so the supervisor restarts it.
+                        tracing::error!(path = %hb_table.path().display(),
+                            "table file replaced by a new layout; restarting to map it");
+                        std::process::exit(3);
+                    } else if !warned_missing {
+                        // Deleted under us: keep serving from the mapping we have.
+                        warned_missing = true;
+                        tracing::warn!(path = %hb_table.path().display(),
+                            "table file deleted; serving from the last mapping");
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(500));
             }
         })?;
