@@ -283,3 +283,80 @@ fn refusals_and_hostile_connections_leave_live_streams_alone() {
     assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
     finish(publisher);
 }
+
+#[test]
+fn limits_abort_with_documented_codes() {
+    let gw = Gateway::start_with(GatewayOptions {
+        extra_app_toml: "max_streams = 2\nmax_bitrate_kbps = 60".into(),
+        extra_dataplane_toml: "media_timeout_ms = 2000\nmax_connections_per_ip = 4".into(),
+        ..Default::default()
+    });
+
+    // Publishing without ever sending media: aborted with code 7 after the media timeout.
+    let silent_key = gw.create_key("limits", "1");
+    let mut raw = RawRtmp::connect(gw.rtmp_port).unwrap();
+    raw.publish(&silent_key).unwrap();
+    assert!(
+        raw.closed_within(Duration::from_secs(6)),
+        "a publisher sending no media was kept"
+    );
+    wait_event(
+        &gw,
+        |e| e["eventType"] == 3 && e["errorCode"] == 7,
+        "aborted (no media)",
+    );
+
+    // Above the app's bitrate limit for several seconds: aborted with code 6.
+    let fat_key = gw.create_key("limits", "2");
+    let mut fat = ffmpeg_publish_rtmp(
+        &gw.rtmp_url(&fat_key),
+        30,
+        &["-b:v", "400k", "-tune", "zerolatency"],
+    );
+    wait_event(
+        &gw,
+        |e| e["eventType"] == 3 && e["errorCode"] == 6,
+        "aborted (bitrate)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fat.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "over-limit publisher still connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The app's stream quota (2): a third concurrent publish is refused with code 4.
+    let mut held = Vec::new();
+    for uid in ["3", "4"] {
+        let k = gw.create_key("limits", uid);
+        let mut r = RawRtmp::connect(gw.rtmp_port).unwrap();
+        r.publish(&k).unwrap();
+        held.push(r);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let third = gw.create_key("limits", "5");
+    let mut r = RawRtmp::connect(gw.rtmp_port).unwrap();
+    r.publish(&third).unwrap();
+    assert!(
+        r.closed_within(Duration::from_secs(3)),
+        "third stream over the quota was admitted"
+    );
+    wait_event(
+        &gw,
+        |e| e["eventType"] == 3 && e["errorCode"] == 4,
+        "aborted (quota)",
+    );
+
+    // Connections per source address (4, two held above): the fifth is closed at once.
+    let _c3 = std::net::TcpStream::connect(("127.0.0.1", gw.rtmp_port)).unwrap();
+    let _c4 = std::net::TcpStream::connect(("127.0.0.1", gw.rtmp_port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c5 = std::net::TcpStream::connect(("127.0.0.1", gw.rtmp_port)).unwrap();
+    assert!(
+        closed_within(&mut c5, Duration::from_secs(2)),
+        "connection over the per-IP limit kept"
+    );
+    drop(held);
+}
