@@ -1,1 +1,0 @@
-//! RTMP: handshake, chunk streams, messages and the publisher-side session.
