@@ -75,6 +75,10 @@ pub struct LoadArgs {
     /// (0 = publish for the whole run).
     #[arg(long, default_value_t = 0.0)]
     pub reconnect_s: f64,
+    /// Window Acknowledgement Size announced by publishers, so the server acknowledges
+    /// what it received (`bytes_acked` in the result).
+    #[arg(long, default_value_t = crate::rtmp_client::DEFAULT_ACK_WINDOW)]
+    pub ack_window: u32,
     /// Process id of the server under test (repeat for several); its descendants are included.
     #[arg(long = "gateway-pid")]
     pub gateway_pids: Vec<u32>,
@@ -470,7 +474,8 @@ async fn start_session(
     tokio::net::tcp::OwnedWriteHalf,
     BytesMut,
 )> {
-    let (cfg, hostport) = ClientConfig::from_url(url, role).context("bad RTMP URL")?;
+    let (mut cfg, hostport) = ClientConfig::from_url(url, role).context("bad RTMP URL")?;
+    cfg.ack_window = ctx.args.ack_window;
     let stream = TcpStream::connect(&hostport).await.context("connect")?;
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();

@@ -29,6 +29,9 @@ pub const OUT_CHUNK_SIZE: u32 = 4096;
 /// instead of queued once this is reached, so a slow caller cannot grow the queue.
 pub const MAX_QUEUED_EVENTS: usize = 1024;
 
+/// The Window Acknowledgement Size a client announces unless told otherwise (ffmpeg's).
+pub const DEFAULT_ACK_WINDOW: u32 = 2_500_000;
+
 /// Chunk stream of commands (what ffmpeg uses).
 const CSID_COMMAND: u32 = 3;
 /// Chunk stream of audio.
@@ -56,6 +59,9 @@ pub struct ClientConfig {
     pub stream: String,
     /// Publisher or player.
     pub role: Role,
+    /// Window Acknowledgement Size announced to the server, so that it acknowledges what it
+    /// received (0 = announce none). ffmpeg announces 2,500,000.
+    pub ack_window: u32,
 }
 
 impl ClientConfig {
@@ -79,6 +85,7 @@ impl ClientConfig {
                 tc_url: format!("rtmp://{hostport}/{app}"),
                 stream: stream.to_string(),
                 role,
+                ack_window: DEFAULT_ACK_WINDOW,
             },
             hostport,
         ))
@@ -428,6 +435,9 @@ impl RtmpClient {
     fn send_connect(&mut self) {
         self.control(ProtocolControl::SetChunkSize(OUT_CHUNK_SIZE));
         self.encoder.set_chunk_size(OUT_CHUNK_SIZE);
+        if self.cfg.ack_window > 0 {
+            self.control(ProtocolControl::WindowAckSize(self.cfg.ack_window));
+        }
         let obj = Amf0Value::Object(vec![
             ("app".into(), Amf0Value::String(self.cfg.app.clone())),
             ("type".into(), Amf0Value::String("nonprivate".into())),
@@ -620,7 +630,11 @@ mod tests {
         let after_c2 = handshake(&mut c);
         let msgs = srv.read(after_c2);
         assert_eq!(msgs[0].0, 1, "Set Chunk Size first");
-        let connect = Command::parse(&msgs[1].1, false).unwrap();
+        assert_eq!(
+            ProtocolControl::parse(msgs[1].0, &msgs[1].1),
+            Some(Ok(ProtocolControl::WindowAckSize(DEFAULT_ACK_WINDOW)))
+        );
+        let connect = Command::parse(&msgs[2].1, false).unwrap();
         assert_eq!(connect.name, "connect");
         assert_eq!(
             connect.object.get("app").and_then(Amf0Value::as_str),
@@ -630,7 +644,6 @@ mod tests {
             connect.object.get("tcUrl").and_then(Amf0Value::as_str),
             Some("rtmp://127.0.0.1:1936/live")
         );
-        srv.dec = ChunkDecoder::default(); // fresh decoder would not know chunk size: reuse
         // Server answers connect.
         let mut input = BytesMut::new();
         input.extend_from_slice(&srv.control(ProtocolControl::WindowAckSize(5000)));
