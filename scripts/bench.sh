@@ -145,7 +145,8 @@ rtmp_run() {
 # yet) into srt-live-transmit listeners (one per stream, all pinned to the server core) or
 # into Sluice's SRT listener ----
 srt_run() {
-  local server="$1" n="$2" tag="$3" dir="$OUT/srt-$server-$tag" pids="" push=() i
+  local server="$1" n="$2" tag="$3"
+  local dir="$OUT/srt-$server-$tag" pids="" push=() i
   mkdir -p "$dir"
   if [ "$server" = slt ]; then
     for i in $(seq 0 $((n - 1))); do
