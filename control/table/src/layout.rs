@@ -3,35 +3,7 @@
 //! The whole file is an array of little-endian 64-bit words, every one of which is accessed
 //! only through `AtomicU64` (both processes map it shared). Word `w` lives at byte `8 * w`.
 //!
-//! ## Header (page 0, 4096 bytes)
-//! ```text
-//! word  bytes    field
-//! 0     0..8     magic "SLUICETB" (written last when the file is built)
-//! 1     8..16    abi_version (low 32 bits) | header_bytes (high 32 bits, = 4096)
-//! 2     16..24   file_bytes
-//! 3+2r  ..       region r: byte offset of its first slot            (r = 0..8, see below)
-//! 4+2r  ..       region r: slot_bytes (low 32 bits) | capacity (high 32 bits)
-//! 32    256..264 config generation      (bumped after every config write)
-//! 33    264..272 dataplane heartbeat    (Unix ms)
-//! 34    272..280 event head             (event sequence numbers claimed so far)
-//! ..    ..4096   reserved, zero
-//! ```
-//! Regions, in order `r`: apps, keys, revocations, templates, forwarders, commands, stats,
-//! events. Each starts on a 4096-byte boundary after the header, in that order.
-//!
-//! ## Slot (every region)
-//! ```text
-//! word  field
-//! 0     seq      seqlock: odd while a writer is inside, even when stable
-//! 1     meta     state (low 8 bits: 0 empty, 1 occupied, 2 tombstone) | payload length << 32
-//! 2     tag      FNV-1a 64 digest of the record's identity (events: the sequence number)
-//! 3     aux      stats: owner word (0 free, 1 claimed), outside the seqlock; otherwise 0
-//! 4..   payload  the rmp-serde (named map) bytes of the record, packed little-endian
-//! ```
-//! Keys and revocations are open-addressed by `tag` (linear probing, tombstones, capacity a
-//! power of two). The other config regions are scanned linearly, comparing `tag` first. In the
-//! event ring, event `n` lives in slot `n % capacity` and its `seq` is `2n + 1` while being
-//! written and `2n + 2` once published.
+//! The header, region and slot tables are in the crate documentation.
 
 use crate::Capacities;
 

@@ -14,8 +14,60 @@
 //! - Every slot is guarded by a seqlock built only from atomics; the payload is stored as
 //!   `AtomicU64` words, because a plain memcpy racing with a writer is undefined behaviour.
 //!
-//! ## Layout
-//! See [`layout`] for the byte layout of the header and regions.
+//! ## Layout (ABI version 1)
+//! The file is an array of little-endian 64-bit words, each accessed only as an `AtomicU64`.
+//! Header, page 0:
+//! ```text
+//! byte     word  field
+//! 0..8     0     magic "SLUICETB" (stored last when the file is built)
+//! 8..16    1     abi_version (low 32 bits) | header_bytes = 4096 (high 32 bits)
+//! 16..24   2     file_bytes
+//! 24..152  3..19 region table, 8 x {offset: u64, slot_bytes: u32 | capacity: u32 << 32}
+//! 256..264 32    config generation (bumped after every config write)
+//! 264..272 33    dataplane heartbeat, Unix ms
+//! 272..280 34    event head: event sequence numbers claimed so far
+//! ..4096         reserved (zero)
+//! ```
+//! Regions follow in this order, each starting on a 4096-byte boundary:
+//! ```text
+//! region       index       default slots  slot bytes  writer
+//! apps         linear                 64        2048  control
+//! keys         hash (FNV)          65536         768  control
+//! revocations  hash (FNV)          16384        1024  control
+//! templates    linear                640        4096  control
+//! forwarders   linear               1024         512  control
+//! commands     linear               4096         512  control
+//! stats        owner CAS            8192        4096  one dataplane core per slot
+//! events       ring                 4096        6144  any dataplane core
+//! ```
+//! Every slot:
+//! ```text
+//! word  field
+//! 0     seq      seqlock: odd while written, even when stable (events: 2n+1 / 2n+2)
+//! 1     meta     state (0 empty, 1 occupied, 2 tombstone) | payload length << 32
+//! 2     tag      FNV-1a 64 of the record's identity (events: sequence number n)
+//! 3     aux      stats: owner word (0 free, 1 claimed), outside the seqlock
+//! 4..   payload  rmp-serde bytes of the record (a msgpack map with field names)
+//! ```
+//! Hash regions use linear probing from `tag & (capacity - 1)` with tombstones; a tombstone
+//! followed by an empty slot is turned back into an empty slot, and inserts stop at 7/8 load.
+//! Records are serialised with field names, so fields can be added (with
+//! `#[serde(default)]`) without changing the ABI version; a record that does not fit its slot
+//! is refused ([`TableError::RecordTooLarge`]), never truncated. [`layout`] has the constants.
+//!
+//! ## Lifecycle
+//! - Control calls [`Table::create_or_open`] then [`Table::sync_config`] with the store's
+//!   content. If the file has another ABI or layout, control builds a fresh file and renames
+//!   it into place; a running dataplane sees [`Table::is_replaced`] and reopens.
+//! - The dataplane calls [`Table::open`] (refusing a foreign ABI), then
+//!   [`Table::reset_stats`], then heartbeats. It re-reads cached config when
+//!   [`Table::generation`] changes.
+//! - The file is fully written at creation, so it occupies its whole size in tmpfs: about
+//!   125 MiB with the default capacities (mostly keys 48 MiB, stats 32 MiB, events 24 MiB).
+//!   Lower [`Capacities`] on small machines or containers.
+//! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
+//!   the record as absent after retrying for 20 ms; control's next start clears
+//!   such slots and resyncs.
 //!
 //! ## Example
 //! ```no_run
@@ -45,6 +97,7 @@ use serde::de::DeserializeOwned;
 use slot::{Slot, State};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, Permissions};
+use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -61,9 +114,9 @@ pub fn default_path(name: &str) -> PathBuf {
 pub struct Capacities {
     /// Apps (linear scan).
     pub apps: u32,
-    /// REST stream keys (open addressing).
+    /// REST stream keys (open addressing; accepts up to 7/8 of this many live keys).
     pub keys: u32,
-    /// Revoked local keys (open addressing).
+    /// Revoked local keys (open addressing; up to 7/8 of this many live entries).
     pub revocations: u32,
     /// Templates (linear scan).
     pub templates: u32,
@@ -132,6 +185,18 @@ pub enum TableError {
         path: PathBuf,
         /// What was wrong.
         detail: String,
+    },
+    /// The file system (tmpfs) has no room for the table. Creation writes the whole file, so
+    /// this shows up here instead of as a SIGBUS when a page is first touched later.
+    #[error(
+        "table file {path} needs {bytes} bytes and the file system is full: enlarge /dev/shm \
+         (e.g. docker --shm-size) or lower the table capacities"
+    )]
+    NoSpace {
+        /// The table file.
+        path: PathBuf,
+        /// The file size the capacities need.
+        bytes: u64,
     },
     /// A capacity of 0, or a layout that does not fit in 64-bit offsets.
     #[error("invalid capacities: {0}")]
@@ -345,7 +410,8 @@ impl Table {
         Table::open(path)
     }
 
-    /// Dataplane side: opens an existing table, refusing a wrong magic or ABI version.
+    /// Dataplane side: opens an existing table, refusing a wrong magic or ABI version. Fails
+    /// with [`TableError::Io`] (`NotFound`) until control has created the file: retry.
     pub fn open(path: &Path) -> Result<Table, TableError> {
         let file = OpenOptions::new()
             .read(true)
@@ -406,13 +472,7 @@ impl Table {
 
     /// The mapping as atomic words.
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping is page-aligned (so 8-aligned) and lives as long as `self`;
-        // `AtomicU64` has the size and alignment of `u64`; every access to the file, from any
-        // process, goes through atomic operations, which is what makes shared mutation through
-        // `&` sound. A file truncated behind our back would fault (SIGBUS), not alias memory.
-        unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
-        }
+        atomic_words(&self.map)
     }
 
     fn header(&self, word: usize) -> &AtomicU64 {
@@ -857,6 +917,16 @@ impl Table {
         self.linear_find::<AppRecord>(digest(&[id]), |r| r.id == id)
             .map(|(_, r)| r)
     }
+    /// The app whose `domains` contain `host` (ASCII case-insensitive; pass the host without
+    /// a port). The first match in slot order if several apps claim it.
+    pub fn app_by_domain(&self, host: &str) -> Option<AppRecord> {
+        let mut buf = Vec::new();
+        (0..self.cap(RegionId::Apps)).find_map(|i| {
+            self.read_record::<AppRecord>(RegionId::Apps, i, None, &mut buf)
+                .1
+                .filter(|a| a.domains.iter().any(|d| d.eq_ignore_ascii_case(host)))
+        })
+    }
     /// All apps.
     pub fn apps(&self) -> Vec<AppRecord> {
         self.scan_all(RegionId::Apps)
@@ -907,17 +977,19 @@ impl Table {
     /// all are taken.
     pub fn claim_stats_slot(&self) -> Option<StatsSlot> {
         let cap = self.cap(RegionId::Stats);
-        let start = self.stats_hint.load(Ordering::Relaxed) % cap;
-        (0..cap).map(|k| (start + k) % cap).find_map(|i| {
-            let owner = self.slot(RegionId::Stats, i).aux();
-            owner
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .ok()
-                .map(|_| {
-                    self.stats_hint.store(i.wrapping_add(1), Ordering::Relaxed);
-                    StatsSlot(i)
-                })
-        })
+        let start = u64::from(self.stats_hint.load(Ordering::Relaxed) % cap);
+        (0..u64::from(cap))
+            .map(|k| ((start + k) % u64::from(cap)) as u32)
+            .find_map(|i| {
+                let owner = self.slot(RegionId::Stats, i).aux();
+                owner
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .ok()
+                    .map(|_| {
+                        self.stats_hint.store(i.wrapping_add(1), Ordering::Relaxed);
+                        StatsSlot(i)
+                    })
+            })
     }
 
     fn stats_slot(&self, slot: StatsSlot) -> Result<Slot<'_>, TableError> {
@@ -967,7 +1039,7 @@ impl Table {
             let sl = self.slot(RegionId::Events, (n % cap) as u32);
             let done = n.wrapping_mul(2).wrapping_add(2);
             if sl.seq().load(Ordering::Acquire) < done {
-                sl.seq().store(done - 1, Ordering::Relaxed);
+                sl.seq().store(done.wrapping_sub(1), Ordering::Relaxed);
                 fence(Ordering::Release);
                 sl.fill(State::Empty, n, &[]);
                 sl.seq().store(done, Ordering::Release);
@@ -1030,7 +1102,7 @@ impl Table {
         }
         fence(Ordering::Release);
         sl.fill(State::Occupied, n, &bytes);
-        sl.seq().store(writing + 1, Ordering::Release);
+        sl.seq().store(writing.wrapping_add(1), Ordering::Release);
         Ok(())
     }
 
@@ -1071,7 +1143,7 @@ impl Table {
             if s1 < done {
                 if head - n > cap / 2 {
                     batch.lost += 1;
-                    cursor.next += 1;
+                    cursor.next = n + 1;
                     continue;
                 }
                 break;
@@ -1116,6 +1188,19 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// Views a shared mapping as atomic words (the only way this crate touches mapped memory).
+fn atomic_words(map: &memmap2::MmapRaw) -> &[AtomicU64] {
+    // SAFETY: the mapping is page-aligned (so 8-aligned), `map.len() / 8` words lie inside
+    // it, and it stays mapped for the borrow of `map`. `AtomicU64` is 8 bytes with 8-byte
+    // alignment and the bit validity of `u64` (any bit pattern is valid). Every access to the file, from any
+    // process, is an atomic operation, which is what makes mutation through shared references
+    // sound. (A file truncated behind our back would fault with SIGBUS, not alias memory.)
+    unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), map.len() / 8) }
+}
+
+/// `ENOSPC` on Linux (no `libc` dependency for one constant).
+const ENOSPC: i32 = 28;
+
 /// Builds a fresh table file next to `path` and renames it into place, so no process ever
 /// maps a half-initialised file.
 fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
@@ -1124,7 +1209,7 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
     let tmp = PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let file: File = OpenOptions::new()
+        let mut file: File = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
@@ -1132,12 +1217,18 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
             .open(&tmp)?;
         // The umask can only remove bits, but be explicit: the file holds App certificates.
         file.set_permissions(Permissions::from_mode(0o600))?;
-        file.set_len(layout.file_bytes)?;
+        // Write every byte rather than `set_len`: a sparse tmpfs file whose pages are
+        // allocated on first touch would SIGBUS both processes when /dev/shm runs out (a
+        // 64 MiB Docker default is smaller than the default table); failing here is clearer.
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = layout.file_bytes;
+        while left > 0 {
+            let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
+            file.write_all(zeros.get(..n).unwrap_or(&zeros))?;
+            left -= n as u64;
+        }
         let map = memmap2::MmapRaw::map_raw(&file)?;
-        // SAFETY: as in `Table::words`: page-aligned, sized by `set_len` above, and nobody
-        // else can map the file yet (it is not at its final path).
-        let words =
-            unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), map.len() / 8) };
+        let words = atomic_words(&map);
         let set = |i: usize, v: u64| {
             if let Some(w) = words.get(i) {
                 w.store(v, Ordering::Relaxed);
@@ -1160,7 +1251,14 @@ fn create_file(path: &Path, layout: &Layout) -> Result<(), TableError> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        io_err(path)(e)
+        if e.raw_os_error() == Some(ENOSPC) {
+            TableError::NoSpace {
+                path: path.to_owned(),
+                bytes: layout.file_bytes,
+            }
+        } else {
+            io_err(path)(e)
+        }
     })
 }
 

@@ -8,6 +8,7 @@
 
 use crate::layout::SLOT_PREFIX_WORDS;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
 
 /// Slot states (low byte of the meta word).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +29,15 @@ impl State {
     }
 }
 
-/// How many times a reader retries a slot a writer keeps changing before giving up. A writer
-/// holds a slot for one memcpy-sized loop, so running out means the writer died inside.
-pub(crate) const READ_RETRIES: u32 = 10_000;
+/// How long a reader keeps retrying a slot that a writer holds or keeps changing before it
+/// gives up and treats the record as absent. A writer holds a slot for a copy of a few hundred
+/// bytes, so this is only reached when the writer was descheduled for that long or died
+/// inside the slot (then control's next start clears it). A bound in time rather than in
+/// attempts, because `yield_now` can return at once or after a whole timeslice.
+pub(crate) const READ_PATIENCE: Duration = Duration::from_millis(20);
+
+/// Attempts before the reader starts looking at the clock (the uncontended path never does).
+const SPINS_BEFORE_CLOCK: u32 = 64;
 
 /// What a consistent read of a slot saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +84,17 @@ impl<'a> Slot<'a> {
 
     /// A consistent snapshot of the slot: state and tag, and (if `buf` is given and the slot
     /// is occupied) the payload bytes. `None` if no consistent read happened within
-    /// [`READ_RETRIES`].
+    /// [`READ_PATIENCE`].
     pub(crate) fn read(&self, mut buf: Option<&mut Vec<u8>>) -> Option<Seen> {
-        for attempt in 0..READ_RETRIES {
+        let mut started: Option<Instant> = None;
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            if attempt >= SPINS_BEFORE_CLOCK
+                && started.get_or_insert_with(Instant::now).elapsed() > READ_PATIENCE
+            {
+                return None;
+            }
             let s1 = self.seq().load(Ordering::Acquire);
             if s1 & 1 == 1 {
                 backoff(attempt);
@@ -109,7 +124,6 @@ impl<'a> Slot<'a> {
             }
             backoff(attempt);
         }
-        None
     }
 
     /// Writes the slot. The caller must be the slot's only writer (config: the single control

@@ -191,6 +191,15 @@ fn apps_put_update_remove() {
     t.put_app(&app("a", 3)).unwrap();
     assert_eq!(d.app("a"), Some(app("a", 3)));
     assert_eq!(d.apps().len(), 2);
+    assert_eq!(
+        d.app_by_domain("D3.Example.com").map(|a| a.id),
+        Some("a".into())
+    );
+    assert_eq!(
+        d.app_by_domain("d2.example.com").map(|a| a.id),
+        Some("b".into())
+    );
+    assert_eq!(d.app_by_domain("d1.example.com"), None);
     assert!(t.remove_app("a").unwrap());
     assert!(!t.remove_app("a").unwrap());
     assert_eq!(d.app("a"), None);
@@ -610,4 +619,69 @@ fn control_restart_clears_half_written_config_slots() {
     })
     .unwrap();
     assert_eq!(t2.app("a"), Some(app("a", 1)));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// The keys region behaves like a map under any sequence of puts and removes, with few
+    /// slots so that collisions, tombstones and their reclamation all happen.
+    #[test]
+    fn keys_region_matches_a_map(ops in proptest::collection::vec((0u8..24, proptest::bool::ANY, 0u64..4), 1..200)) {
+        let p = TempPath::new("model");
+        let t = Table::create_or_open(&p.0, &Capacities { keys: 16, ..small() }).unwrap();
+        let mut model: HashMap<String, KeyRecord> = HashMap::new();
+        for (k, put, v) in ops {
+            let name = format!("k{k}");
+            if put {
+                let mut r = key(&name);
+                r.expires_at = v;
+                match t.put_key(&r) {
+                    Ok(()) => { model.insert(name, r); }
+                    Err(TableError::RegionFull { .. }) => {
+                        proptest::prop_assert!(!model.contains_key(&name));
+                        proptest::prop_assert_eq!(model.len(), max_live(16) as usize);
+                    }
+                    Err(e) => proptest::prop_assert!(false, "{e}"),
+                }
+            } else {
+                proptest::prop_assert_eq!(t.remove_key(&name).unwrap(), model.remove(&name).is_some());
+            }
+            for i in 0..24u8 {
+                let n = format!("k{i}");
+                proptest::prop_assert_eq!(t.key(&n), model.get(&n).cloned());
+            }
+        }
+        proptest::prop_assert_eq!(t.snapshot_config().keys.len(), model.len());
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Ring arithmetic holds wherever the sequence numbers start (slot = n % capacity, seq =
+    /// 2n + 2), for any number of pushes between reads: every event is delivered in order or
+    /// counted lost, and only what the ring cannot hold is lost.
+    #[test]
+    fn event_ring_from_any_start(start in 0u64..(1 << 62), bursts in proptest::collection::vec(0u64..20, 1..10)) {
+        let p = TempPath::new("ring");
+        let t = Table::create_or_open(&p.0, &small()).unwrap();
+        t.header(layout::word::EVENT_HEAD).store(start, Ordering::Release);
+        let mut cur = EventCursor { next: start };
+        let mut n = 0u64;
+        for burst in bursts {
+            for _ in 0..burst {
+                t.push_event(&event(n)).unwrap();
+                n += 1;
+            }
+            let first = n - burst;
+            let b = t.read_events(&mut cur);
+            let kept = burst.min(8);
+            proptest::prop_assert_eq!(b.lost, burst - kept);
+            let got: Vec<u64> = b.events.iter().map(|e| e.at_ms).collect();
+            let want: Vec<u64> = (first + burst - kept..first + burst).collect();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(cur.next, start + n);
+        }
+    }
 }

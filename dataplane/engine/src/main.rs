@@ -1,5 +1,129 @@
 //! `sluice-dataplane`: the media process.
+//!
+//! One glommio executor per core. Every executor listens on the RTMP port (SO_REUSEPORT lets
+//! the kernel spread connections), parses what arrives without copying, and owns the streams
+//! whose identity hashes to it. See `docs/architecture.md` for the data flow.
 
-fn main() {
-    println!("sluice-dataplane: not yet implemented");
+mod admission;
+mod config;
+mod core;
+mod egress;
+mod packetize;
+mod registry;
+mod rtmp_ingest;
+mod stream;
+mod time;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use glommio::{LocalExecutorBuilder, Placement};
+use sluice_table::Table;
+
+use crate::config::FileConfig;
+use crate::core::Shared;
+use crate::registry::Registry;
+
+/// Command line of the dataplane process.
+#[derive(Debug, Parser)]
+#[command(name = "sluice-dataplane", version, about = "Sluice media dataplane")]
+struct Args {
+    /// Configuration file (TOML); its [dataplane] and [table] sections are read.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let args = Args::parse();
+    let cfg = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let table = open_table(&cfg.table.path, Duration::from_secs(30))?;
+    // Streams of a previous dataplane instance are gone: their stats slots are stale.
+    table.reset_stats();
+    let table = Arc::new(table);
+
+    let cores = if cfg.dataplane.cores == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        cfg.dataplane.cores
+    };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    tracing::info!(cores, rtmp = %cfg.dataplane.rtmp_listen, table = %cfg.table.path.display(), "starting dataplane");
+
+    let shared = Arc::new(Shared {
+        cfg: cfg.dataplane.clone(),
+        table: table.clone(),
+        registry: Registry::default(),
+        cores,
+        counters: Default::default(),
+    });
+
+    let mut handles = Vec::with_capacity(cores);
+    for core in 0..cores {
+        let shared = shared.clone();
+        let placement = if cores <= cpus {
+            Placement::Fixed(core)
+        } else {
+            Placement::Unbound
+        };
+        let h = LocalExecutorBuilder::new(placement)
+            .name(&format!("sluice-core-{core}"))
+            .spawn(move || crate::core::run(core, shared))
+            .map_err(|e| anyhow::anyhow!("starting executor {core}: {e}"))?;
+        handles.push(h);
+    }
+
+    // Liveness for the control process, from a plain thread so a stalled reactor shows.
+    let hb_table = table.clone();
+    std::thread::Builder::new()
+        .name("sluice-heartbeat".into())
+        .spawn(move || {
+            loop {
+                hb_table.dataplane_heartbeat(time::unix_ms());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })?;
+
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => anyhow::bail!("executor failed: {e:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// Opens the table the control process creates, waiting for it to appear.
+fn open_table(path: &std::path::Path, wait: Duration) -> anyhow::Result<Table> {
+    let start = Instant::now();
+    loop {
+        match Table::open(path) {
+            Ok(t) => return Ok(t),
+            Err(e) if start.elapsed() < wait => {
+                tracing::debug!(error = %e, "table not ready yet");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("opening table {}", path.display()));
+            }
+        }
+    }
 }

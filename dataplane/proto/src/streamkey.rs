@@ -34,7 +34,7 @@
 use aes::Aes128;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use cipher::{KeyIvInit, StreamCipher};
+use cipher::{InnerIvInit, KeyInit, StreamCipher};
 use rmp::Marker;
 
 /// Longest stream key text accepted by [`decode`]. Guards the stack buffer the key is decoded
@@ -66,9 +66,21 @@ const B64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// An App certificate: the AES-128 key local stream keys are encrypted with.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Certificate([u8; 16]);
+/// An App certificate: the AES-128 key local stream keys are encrypted with. Holds the
+/// expanded key schedule too, so decoding many keys under one app does not redo it.
+#[derive(Clone)]
+pub struct Certificate {
+    bytes: [u8; 16],
+    cipher: Aes128,
+}
+
+impl PartialEq for Certificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Certificate {}
 
 impl std::fmt::Debug for Certificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,12 +109,20 @@ impl Certificate {
             };
             *byte = (hi << 4) | lo;
         }
-        Ok(Certificate(out))
+        Ok(Certificate {
+            bytes: out,
+            cipher: Aes128::new(&out.into()),
+        })
     }
 
     /// The 16 key bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The CTR keystream for `iv`.
+    fn keystream(&self, iv: &[u8; IV_LEN]) -> Aes128Ctr {
+        Aes128Ctr::from_core(ctr::CtrCore::inner_iv_init(self.cipher.clone(), iv.into()))
     }
 }
 
@@ -134,6 +154,26 @@ impl KeyClaims {
     /// "never expires" value for local keys).
     pub fn is_expired(&self, now_unix: u64) -> bool {
         now_unix >= self.expires_at
+    }
+
+    /// Checks channel and uid against the service's naming rules (api-digest §1.3): channel
+    /// under 64 bytes, uid at most 255 bytes, both from the 89-character set, and not both
+    /// empty or `"0"`. [`decode`] does not apply these (the reference tool does not either);
+    /// the gateway calls this before admitting a stream (abort code 1 on failure).
+    pub fn check_names(&self) -> Result<(), IllegalKey> {
+        let c = self.channel.as_bytes();
+        if c.len() > MAX_CHANNEL_BYTES || !c.iter().all(|&b| is_name_char(b)) {
+            return Err(IllegalKey::BadChannel);
+        }
+        let u = self.uid.as_bytes();
+        if u.len() > MAX_UID_BYTES || !u.iter().all(|&b| is_name_char(b)) {
+            return Err(IllegalKey::BadUid);
+        }
+        let blank = |s: &str| s.is_empty() || s == "0";
+        if blank(&self.channel) && blank(&self.uid) {
+            return Err(IllegalKey::NoIdentity);
+        }
+        Ok(())
     }
 }
 
@@ -168,6 +208,29 @@ pub enum IllegalKey {
     /// Bytes follow the claims map.
     #[error("stream key payload has trailing bytes")]
     TrailingBytes,
+    /// The channel is 64 bytes or longer or has a character outside the allowed set
+    /// (from [`KeyClaims::check_names`], not from [`decode`]).
+    #[error("stream key channel name is not allowed")]
+    BadChannel,
+    /// The uid is longer than 255 bytes or has a character outside the allowed set
+    /// (from [`KeyClaims::check_names`]).
+    #[error("stream key uid is not allowed")]
+    BadUid,
+    /// Channel and uid are both empty or `"0"` (from [`KeyClaims::check_names`]).
+    #[error("stream key has neither channel nor uid")]
+    NoIdentity,
+}
+
+/// Longest channel name, in bytes (the service: "under 64 bytes").
+pub const MAX_CHANNEL_BYTES: usize = 63;
+
+/// Longest string uid, in bytes.
+pub const MAX_UID_BYTES: usize = 255;
+
+/// Whether `b` is in the 89-character set the service allows in channel names and string
+/// uids: ASCII letters, digits, space and `! # $ % & ( ) + - : ; < = . > ? @ [ ] ^ _ { } | ~ ,`.
+pub fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b" !#$%&()+-:;<=.>?@[]^_{}|~,".contains(&b)
 }
 
 /// Builds the stream key for `claims`, encrypted under `cert` with the caller's random `iv`.
@@ -189,7 +252,7 @@ pub fn encode(cert: &Certificate, claims: &KeyClaims, iv: [u8; IV_LEN]) -> Strin
     }
     let mut blob = buf.into_vec();
     if let Some(body) = blob.get_mut(IV_LEN..) {
-        Aes128Ctr::new(&cert.0.into(), &iv.into()).apply_keystream(body);
+        cert.keystream(&iv).apply_keystream(body);
     }
     B64.encode(&blob)
 }
@@ -225,7 +288,7 @@ pub fn decode(cert: &Certificate, key: &str) -> Result<KeyClaims, IllegalKey> {
     }
     let (iv, body) = raw.split_at_mut(IV_LEN);
     let iv: [u8; IV_LEN] = (&*iv).try_into().map_err(|_| IllegalKey::TooShort)?;
-    Aes128Ctr::new(&cert.0.into(), &iv.into()).apply_keystream(body);
+    cert.keystream(&iv).apply_keystream(body);
     parse_claims(body)
 }
 
@@ -478,7 +541,7 @@ mod tests {
     fn key_for_plain(plain: &[u8]) -> String {
         let mut blob = IV.to_vec();
         let mut body = plain.to_vec();
-        Aes128Ctr::new(&cert().0.into(), &IV.into()).apply_keystream(&mut body);
+        cert().keystream(&IV).apply_keystream(&mut body);
         blob.extend_from_slice(&body);
         B64.encode(blob)
     }
@@ -511,7 +574,7 @@ mod tests {
         let plain = |cl: &KeyClaims| {
             let key = encode(&cert(), cl, IV);
             let mut raw = B64.decode(key).unwrap();
-            Aes128Ctr::new(&cert().0.into(), &IV.into()).apply_keystream(&mut raw[16..]);
+            cert().keystream(&IV).apply_keystream(&mut raw[16..]);
             raw[16..].to_vec()
         };
         let p = plain(&claims(&"a".repeat(32), "1", 127, Some("t")));
@@ -619,6 +682,47 @@ mod tests {
     }
 
     #[test]
+    fn name_rules() {
+        assert_eq!(claims("test", "123", 1, None).check_names(), Ok(()));
+        assert_eq!(claims("", "123", 1, None).check_names(), Ok(()));
+        assert_eq!(claims("a b!{}|~,", "u-1", 1, None).check_names(), Ok(()));
+        assert_eq!(
+            claims(&"c".repeat(63), &"u".repeat(255), 1, None).check_names(),
+            Ok(())
+        );
+        assert_eq!(
+            claims(&"c".repeat(64), "1", 1, None).check_names(),
+            Err(IllegalKey::BadChannel)
+        );
+        assert_eq!(
+            claims("a/b", "1", 1, None).check_names(),
+            Err(IllegalKey::BadChannel)
+        );
+        assert_eq!(
+            claims("é", "1", 1, None).check_names(),
+            Err(IllegalKey::BadChannel)
+        );
+        assert_eq!(
+            claims("c", &"u".repeat(256), 1, None).check_names(),
+            Err(IllegalKey::BadUid)
+        );
+        assert_eq!(
+            claims("c", "a\"b", 1, None).check_names(),
+            Err(IllegalKey::BadUid)
+        );
+        assert_eq!(
+            claims("", "0", 1, None).check_names(),
+            Err(IllegalKey::NoIdentity)
+        );
+        assert_eq!(
+            claims("0", "", 1, None).check_names(),
+            Err(IllegalKey::NoIdentity)
+        );
+        let allowed = (0..=255u8).filter(|&b| is_name_char(b)).count();
+        assert_eq!(allowed, 89);
+    }
+
+    #[test]
     fn expiry_boundary() {
         let c = claims("c", "u", 100, None);
         assert!(!c.is_expired(99));
@@ -635,5 +739,54 @@ mod tests {
             let key = encode(&cert(), &cl, iv);
             proptest::prop_assert_eq!(decode(&cert(), &key), Ok(cl));
         }
+    }
+}
+
+/// True when every byte of `s` is in the 89-character set of channel names and string uids
+/// (ASCII letters, digits, space and ``! # $ % & ( ) + - : ; < = . > ? @ [ ] ^ _ { } | ~ ,``).
+pub fn is_name(s: &str) -> bool {
+    s.bytes().all(is_name_char)
+}
+
+/// Normalises a uid the way the documented service does (api-digest §1.3): a numeric string
+/// in 1..=4294967295 becomes its integer form without leading zeros; a larger or non-numeric
+/// one stays a string uid (at most 255 bytes of the name set); `""` or all zeros become the
+/// integer `random()` returns (a zero from it is taken as 1). `None` when the uid is invalid.
+pub fn normalize_uid(uid: &str, random: impl FnOnce() -> u32) -> Option<String> {
+    if uid.bytes().all(|b| b == b'0') {
+        return Some(random().max(1).to_string());
+    }
+    if uid.bytes().all(|b| b.is_ascii_digit()) {
+        let trimmed = uid.trim_start_matches('0');
+        if trimmed.len() <= 10
+            && let Ok(n) = trimmed.parse::<u64>()
+            && (1..=u64::from(u32::MAX)).contains(&n)
+        {
+            return Some(n.to_string());
+        }
+    }
+    (uid.len() <= MAX_UID_BYTES && is_name(uid)).then(|| uid.to_string())
+}
+
+#[cfg(test)]
+mod uid_tests {
+    use super::normalize_uid;
+
+    #[test]
+    fn uid_forms() {
+        assert_eq!(normalize_uid("0123", || 7).as_deref(), Some("123"));
+        assert_eq!(
+            normalize_uid("4294967295", || 7).as_deref(),
+            Some("4294967295")
+        );
+        assert_eq!(
+            normalize_uid("4294967296", || 7).as_deref(),
+            Some("4294967296")
+        );
+        assert_eq!(normalize_uid("123abc", || 7).as_deref(), Some("123abc"));
+        assert_eq!(normalize_uid("", || 7).as_deref(), Some("7"));
+        assert_eq!(normalize_uid("0", || 0).as_deref(), Some("1"));
+        assert_eq!(normalize_uid("a/b", || 7), None);
+        assert_eq!(normalize_uid(&"x".repeat(256), || 7), None);
     }
 }

@@ -1,0 +1,22 @@
+//! # sluice (control process)
+//!
+//! The control side of Sluice: the operator CLI, the REST API compatible with Agora's Media
+//! Gateway (`docs/api.md`), the durable SQLite store that is the source of truth for
+//! configuration, and the writer of the shared-memory table the dataplane reads
+//! (`/work/shared/design/architecture.md` §1–§3).
+//!
+//! Layout: [`config`] parses and validates the TOML file; [`store`] is the durable store behind
+//! the [`store::Store`] trait; [`table`] holds the traits through which the server talks to the
+//! shared-memory table ([`table::ConfigSink`], [`table::StatsSource`]) with an in-memory
+//! implementation and [`table_shm`], the one on `sluice_table::Table`; [`api`] is the HTTP surface; [`filters`] parses `adaptFilters` expressions;
+//! [`localkey`] wraps the locally generated stream-key codec; [`supervise`] runs `sluice up`.
+
+pub mod api;
+pub mod config;
+pub mod filters;
+pub mod localkey;
+pub mod store;
+pub mod supervise;
+pub mod table;
+pub mod table_shm;
+pub mod time;

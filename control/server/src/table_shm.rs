@@ -1,0 +1,205 @@
+//! [`ConfigSink`] and [`StatsSource`] on the shared-memory table (`sluice_table::Table`,
+//! architecture §3).
+
+use crate::config::DuplicatePolicy;
+use crate::store::{
+    AppRow, AppSettings, ForwarderRow, KeyRow, RevocationRow, Snapshot, TemplateRow,
+};
+use crate::table::{
+    AudioInfo, ConfigChange, ConfigSink, EventInfo, EventKind, SinkError, StatsSource, StreamInfo,
+    StreamStatus, VideoInfo,
+};
+use sluice_table as t;
+use std::sync::Mutex;
+
+/// The table plus the control process's position in its event ring.
+pub struct ShmTable {
+    table: t::Table,
+    cursor: Mutex<t::EventCursor>,
+}
+
+impl ShmTable {
+    /// Creates or opens the table file with default capacities.
+    pub fn open(path: &std::path::Path) -> Result<ShmTable, t::TableError> {
+        let table = t::Table::create_or_open(path, &t::Capacities::default())?;
+        Ok(ShmTable {
+            table,
+            cursor: Mutex::new(t::EventCursor::default()),
+        })
+    }
+}
+
+fn app(a: &AppRow, s: &AppSettings) -> t::AppRecord {
+    t::AppRecord {
+        id: a.id.clone(),
+        certificate_hex: a.certificate_hex.clone(),
+        domains: a.domains.clone(),
+        srt_passphrase: a.srt_passphrase.clone(),
+        default_template: s.default_template.clone(),
+        max_streams: a.max_streams,
+        max_bitrate_kbps: a.max_bitrate_kbps,
+        duplicate_policy: match a.duplicate_policy {
+            DuplicatePolicy::RefuseNew => t::DuplicatePolicy::RefuseNew,
+            DuplicatePolicy::ReplaceOld => t::DuplicatePolicy::ReplaceOld,
+        },
+    }
+}
+
+fn key(k: &KeyRow) -> t::KeyRecord {
+    t::KeyRecord {
+        key: k.key.clone(),
+        app_id: k.app_id.clone(),
+        channel: k.channel.clone(),
+        uid: k.uid.clone(),
+        expires_at: k.expires_at(),
+        created_at: k.created_at,
+        template_id: k.template_id.clone(),
+    }
+}
+
+fn revocation(r: &RevocationRow) -> t::RevocationRecord {
+    t::RevocationRecord {
+        app_id: r.app_id.clone(),
+        key: r.key.clone(),
+        until: r.until,
+    }
+}
+
+fn template(x: &TemplateRow) -> t::TemplateRecord {
+    t::TemplateRecord {
+        app_id: x.app_id.clone(),
+        id: x.id.clone(),
+        settings_json: x.settings_json.clone(),
+    }
+}
+
+fn forwarder(f: &ForwarderRow) -> t::ForwarderRecord {
+    t::ForwarderRecord {
+        id: f.id.clone(),
+        app_id: f.app_id.clone(),
+        sid: f.sid.clone(),
+        host: f.host,
+        video_port: f.video_port,
+        audio_port: f.audio_port,
+    }
+}
+
+fn sink_err(e: t::TableError) -> SinkError {
+    SinkError(e.to_string())
+}
+
+impl ConfigSink for ShmTable {
+    fn apply(&self, change: &ConfigChange) -> Result<(), SinkError> {
+        let tb = &self.table;
+        match change {
+            ConfigChange::PutApp(a, s) => tb.put_app(&app(a, s)),
+            ConfigChange::PutKey(k) => tb.put_key(&key(k)),
+            ConfigChange::RemoveKey(k) => tb.remove_key(k).map(drop),
+            ConfigChange::PutRevocation(r) => tb.put_revocation(&revocation(r)),
+            ConfigChange::PutTemplate(x) => tb.put_template(&template(x)),
+            ConfigChange::RemoveTemplate(a, id) => tb.remove_template(a, id).map(drop),
+            ConfigChange::PutForwarder(f) => tb.put_forwarder(&forwarder(f)),
+            ConfigChange::RemoveForwarder(a, id) => tb.remove_forwarder(a, id).map(drop),
+            ConfigChange::PutCommand(c) => tb.put_command(&t::StreamCommand {
+                app_id: c.app_id.clone(),
+                sid: c.sid.clone(),
+                kick_seq: c.kick_seq,
+                audio_muted: c.audio_muted,
+                video_muted: c.video_muted,
+            }),
+            ConfigChange::RemoveCommand(a, sid) => tb.remove_command(a, sid).map(drop),
+        }
+        .map_err(sink_err)
+    }
+
+    fn sync(&self, s: &Snapshot) -> Result<(), SinkError> {
+        let desired = t::ConfigSnapshot {
+            apps: s.apps.iter().map(|(a, st)| app(a, st)).collect(),
+            keys: s.keys.iter().map(key).collect(),
+            revocations: s.revocations.iter().map(revocation).collect(),
+            templates: s.templates.iter().map(template).collect(),
+            forwarders: s.forwarders.iter().map(forwarder).collect(),
+            // Kick and mute commands belong to streams of the previous control run.
+            commands: Vec::new(),
+        };
+        let r = self.table.sync_config(&desired).map_err(sink_err)?;
+        tracing::info!(
+            "table rebuilt from the store: {} upserted, {} removed, {} unchanged",
+            r.upserted,
+            r.removed,
+            r.unchanged
+        );
+        Ok(())
+    }
+}
+
+fn stream(s: t::StreamStats) -> StreamInfo {
+    StreamInfo {
+        sid: s.sid,
+        app_id: s.app_id,
+        channel: s.channel,
+        uid: s.uid,
+        url: s.url,
+        protocol: s.protocol,
+        status: match s.status {
+            t::StreamStatus::Started => StreamStatus::Started,
+            t::StreamStatus::Running => StreamStatus::Running,
+        },
+        begin_at_ms: s.begin_at_ms,
+        video: s.video.map(|v| VideoInfo {
+            codec: v.codec,
+            width: v.width,
+            height: v.height,
+            fps: v.fps,
+            bitrate_kbps: v.bitrate_kbps,
+            gop_ms: v.gop_ms,
+            bframes: v.bframes,
+            profile_level_id: v.profile_level_id,
+        }),
+        audio: s.audio.map(|a| AudioInfo {
+            codec: a.codec,
+            channels: a.channels,
+            sample_rate: a.sample_rate,
+            bitrate_kbps: a.bitrate_kbps,
+        }),
+        video_params: s.video_params,
+        audio_config: s.audio_config,
+    }
+}
+
+impl StatsSource for ShmTable {
+    fn streams(&self) -> Vec<StreamInfo> {
+        self.table.all_stats().into_iter().map(stream).collect()
+    }
+
+    fn poll_events(&self) -> (Vec<EventInfo>, u64) {
+        let Ok(mut cur) = self.cursor.lock() else {
+            return (Vec::new(), 0);
+        };
+        let batch = self.table.read_events(&mut cur);
+        let events = batch
+            .events
+            .into_iter()
+            .map(|e| EventInfo {
+                kind: match e.kind {
+                    t::EventKind::Connected => EventKind::Connected,
+                    t::EventKind::Disconnected => EventKind::Disconnected,
+                    t::EventKind::Aborted => EventKind::Aborted,
+                    t::EventKind::ProfileUpdated => EventKind::ProfileUpdated,
+                },
+                at_ms: e.at_ms,
+                sid: e.sid,
+                app_id: e.app_id,
+                channel: e.channel,
+                uid: e.uid,
+                error_code: e.error_code,
+                reason: e.reason,
+            })
+            .collect();
+        (events, batch.lost)
+    }
+
+    fn dataplane_heartbeat_ms(&self) -> u64 {
+        self.table.last_dataplane_heartbeat()
+    }
+}

@@ -1,0 +1,153 @@
+//! One executor: its listeners, the streams it owns, and its housekeeping loop.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use glommio::timer::sleep;
+use sluice_table::Table;
+
+use crate::config::DataplaneConfig;
+use crate::registry::Registry;
+use crate::stream::Stream;
+
+/// Gateway-wide counters, exported through the table's stats for `/metrics`.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// RTMP connections accepted.
+    pub rtmp_connections: AtomicU64,
+    /// Connections refused because their source IP had too many open.
+    pub refused_per_ip: AtomicU64,
+    /// Connections closed for a protocol violation by the peer.
+    pub protocol_errors: AtomicU64,
+    /// Connections closed for not completing the handshake/publish in time.
+    pub handshake_timeouts: AtomicU64,
+    /// Publishes refused, any reason.
+    pub refused_publishes: AtomicU64,
+    /// RTP packets dropped because a forwarder's socket buffer was full.
+    pub egress_drops: AtomicU64,
+}
+
+/// What all executors share.
+pub struct Shared {
+    /// The `[dataplane]` configuration.
+    pub cfg: DataplaneConfig,
+    /// The shared-memory table.
+    pub table: Arc<Table>,
+    /// Cross-core admission state.
+    pub registry: Registry,
+    /// Number of executors.
+    pub cores: usize,
+    /// Gateway-wide counters.
+    pub counters: Counters,
+}
+
+/// Per-executor state. Lives in an `Rc`: it never leaves its thread.
+pub struct CoreCtx {
+    /// This executor's index.
+    pub id: usize,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Streams owned by this core, by sid.
+    pub streams: RefCell<HashMap<String, Rc<RefCell<Stream>>>>,
+    /// The socket RTP forwarding sends from (non-blocking: a full buffer drops, never waits).
+    pub egress_socket: UdpSocket,
+    /// Sid sequence for this core.
+    next_sid: std::cell::Cell<u64>,
+}
+
+impl CoreCtx {
+    /// A new session id, unique across cores and restarts.
+    pub fn new_sid(&self) -> String {
+        let n = self.next_sid.get();
+        self.next_sid.set(n + 1);
+        let t = crate::time::unix_ms();
+        let salt: u64 = rand::random();
+        // Shaped like the documented examples (8-4-4-4-12 hex).
+        let a = (t >> 16) as u32;
+        let b = (t & 0xffff) as u16;
+        let c = ((self.id as u16) << 8) | (n as u16 & 0xff);
+        let d = (salt >> 48) as u16;
+        let e = salt & 0xffff_ffff_ffff;
+        format!("{a:08x}-{b:04x}-{c:04x}-{d:04x}-{e:012x}")
+    }
+}
+
+/// The executor body.
+pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let egress_socket = UdpSocket::bind("0.0.0.0:0")?;
+    egress_socket.set_nonblocking(true)?;
+    let ctx = Rc::new(CoreCtx {
+        id,
+        shared: shared.clone(),
+        streams: RefCell::new(HashMap::new()),
+        egress_socket,
+        next_sid: std::cell::Cell::new(0),
+    });
+
+    let listener = TcpListener::bind(shared.cfg.rtmp_listen)
+        .map_err(|e| anyhow::anyhow!("binding RTMP listener {}: {e}", shared.cfg.rtmp_listen))?;
+    if id == 0 {
+        tracing::info!(addr = %shared.cfg.rtmp_listen, cores = shared.cores, "RTMP listening");
+    }
+
+    glommio::spawn_local(housekeeping(ctx.clone())).detach();
+
+    loop {
+        match listener.accept().await {
+            Ok(conn) => {
+                shared
+                    .counters
+                    .rtmp_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                glommio::spawn_local(crate::rtmp_ingest::serve(conn, ctx.clone())).detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Applies table changes (forwarders, commands) and publishes stats, on a short period.
+async fn housekeeping(ctx: Rc<CoreCtx>) {
+    let table = ctx.shared.table.clone();
+    let mut last_gen = u64::MAX;
+    let mut tick: u64 = 0;
+    loop {
+        sleep(Duration::from_millis(50)).await;
+        tick += 1;
+        let now_ms = crate::time::unix_ms();
+        let generation = table.generation();
+        if generation != last_gen {
+            last_gen = generation;
+            let forwarders = table.forwarders();
+            let commands = table.commands();
+            for stream in ctx.streams.borrow().values() {
+                let mut s = stream.borrow_mut();
+                s.apply_forwarders(&forwarders);
+                if let Some(cmd) = commands
+                    .iter()
+                    .find(|c| c.sid == s.sid && c.app_id == s.app_id)
+                {
+                    s.apply_command(cmd);
+                }
+            }
+        }
+        let mut streams: Vec<Rc<RefCell<Stream>>> =
+            ctx.streams.borrow().values().cloned().collect();
+        for stream in streams.drain(..) {
+            let mut s = stream.borrow_mut();
+            s.on_tick(now_ms, &ctx);
+            if tick.is_multiple_of(20) {
+                s.publish_stats(now_ms, &table);
+            }
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! A live stream on its owner core: track configuration, the RTP packetizers (run once per
+//! stream, whatever the number of receivers), the cached GOP for late joiners, the attached
+//! RTP forwarders, stats and lifecycle events.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use sluice_proto::media::{AudioCodec, MediaEvent, VideoCodec};
+use sluice_proto::rtp::RtpPacket;
+use sluice_table::{
+    AudioStats, Event, EventKind, ForwarderRecord, StatsSlot, StreamCommand, StreamStats,
+    StreamStatus, Table, VideoStats,
+};
+
+use crate::admission::{AbortCode, Refusal};
+use crate::core::CoreCtx;
+use crate::egress::Forwarder;
+use crate::packetize::{AudioRtp, Track, VideoRtp};
+use crate::registry::StreamGuard;
+
+/// Who is publishing, from where.
+#[derive(Debug, Clone)]
+pub struct StreamIdentity {
+    /// Session id (new for every publish).
+    pub sid: String,
+    /// App.
+    pub app_id: String,
+    /// Channel.
+    pub channel: String,
+    /// Uid.
+    pub uid: String,
+    /// The stream key as presented.
+    pub key: String,
+    /// `{domain}/{app}/{key}` as the online-streams API reports it.
+    pub url: String,
+    /// Ingest host name the publisher used.
+    pub domain: String,
+    /// `rtmp` or `srt`.
+    pub protocol: &'static str,
+    /// Publisher address.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Cached packets of the current GOP, so a new receiver starts at once on a keyframe.
+#[derive(Default)]
+struct GopCache {
+    packets: Vec<(Track, RtpPacket)>,
+    bytes: usize,
+    /// Set when the GOP outgrew the cap: stop caching until the next keyframe.
+    overflowed: bool,
+}
+
+/// Audio packets kept for audio-only streams (no keyframes to anchor a GOP).
+const AUDIO_ONLY_CACHE_PACKETS: usize = 50;
+
+/// A publishing stream.
+pub struct Stream {
+    /// Identity.
+    pub id: StreamIdentity,
+    /// Session id (copy of `id.sid` for convenient lookups).
+    pub sid: String,
+    /// App id.
+    pub app_id: String,
+    template_id: Option<String>,
+    begin_at_ms: u64,
+    guard: StreamGuard,
+    stats_slot: Option<StatsSlot>,
+    video: Option<VideoRtp>,
+    audio: Option<AudioRtp>,
+    gop: GopCache,
+    gop_cap: usize,
+    forwarders: Vec<Forwarder>,
+    packet_buf: Vec<RtpPacket>,
+    // Counters.
+    bytes_in_video: u64,
+    bytes_in_audio: u64,
+    bytes_out_video: u64,
+    bytes_out_audio: u64,
+    frames_video: u64,
+    // Rates over the last second.
+    window_bytes: u64,
+    window_frames: u64,
+    window_start_ms: u64,
+    bitrate_kbps: u32,
+    fps: u32,
+    last_keyframe_pts: Option<i64>,
+    gop_ms: u32,
+    bframes: bool,
+    over_bitrate_since: Option<u64>,
+    max_bitrate_kbps: u32,
+    last_media_ms: u64,
+    media_timeout_ms: u64,
+    profile_announced: bool,
+    audio_muted: bool,
+    video_muted: bool,
+    kick_seq: Option<u64>,
+    close: Option<Refusal>,
+    closing_normal: bool,
+}
+
+impl Stream {
+    /// Starts a stream that passed admission: claims a stats slot and announces it.
+    pub fn start(
+        id: StreamIdentity,
+        template_id: Option<String>,
+        guard: StreamGuard,
+        max_bitrate_kbps: u32,
+        ctx: &Rc<CoreCtx>,
+    ) -> Self {
+        let now = crate::time::unix_ms();
+        let table = &ctx.shared.table;
+        let stats_slot = table.claim_stats_slot();
+        let mut s = Stream {
+            sid: id.sid.clone(),
+            app_id: id.app_id.clone(),
+            id,
+            template_id,
+            begin_at_ms: now,
+            guard,
+            stats_slot,
+            video: None,
+            audio: None,
+            gop: GopCache::default(),
+            gop_cap: ctx.shared.cfg.gop_cache_max_bytes,
+            forwarders: Vec::new(),
+            packet_buf: Vec::with_capacity(64),
+            bytes_in_video: 0,
+            bytes_in_audio: 0,
+            bytes_out_video: 0,
+            bytes_out_audio: 0,
+            frames_video: 0,
+            window_bytes: 0,
+            window_frames: 0,
+            window_start_ms: now,
+            bitrate_kbps: 0,
+            fps: 0,
+            last_keyframe_pts: None,
+            gop_ms: 0,
+            bframes: false,
+            over_bitrate_since: None,
+            max_bitrate_kbps,
+            last_media_ms: now,
+            media_timeout_ms: ctx.shared.cfg.media_timeout_ms,
+            profile_announced: false,
+            audio_muted: false,
+            video_muted: false,
+            kick_seq: None,
+            close: None,
+            closing_normal: false,
+        };
+        tracing::info!(sid = %s.sid, app = %s.app_id, channel = %s.id.channel, uid = %s.id.uid,
+            key = %mask_key(&s.id.key), protocol = s.id.protocol, core = ctx.id, "stream started");
+        s.push_event(table, EventKind::Connected, None, false);
+        s.publish_stats(now, table);
+        // Forwarders may have been configured before this core saw the stream.
+        s.apply_forwarders(&table.forwarders());
+        if let Some(cmd) = table.commands().iter().find(|c| c.sid == s.sid) {
+            s.apply_command(cmd);
+        }
+        s
+    }
+
+    /// Handles one demuxed media event from the ingest session.
+    pub fn on_media(&mut self, ev: MediaEvent, ctx: &CoreCtx) {
+        let now = crate::time::unix_ms();
+        self.last_media_ms = now;
+        match ev {
+            MediaEvent::VideoConfig(mut cfg) => {
+                crate::packetize::complete_video_config(&mut cfg);
+                self.video = VideoRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
+                self.profile_announced = false;
+            }
+            MediaEvent::AudioConfig(cfg) => {
+                self.audio = AudioRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
+                self.profile_announced = false;
+            }
+            MediaEvent::Video(frame) => {
+                let len = frame.len() as u64;
+                self.bytes_in_video += len;
+                self.window_bytes += len;
+                self.window_frames += 1;
+                self.frames_video += 1;
+                if frame.pts != frame.dts {
+                    // Presentation order differs from decode order: the encoder uses B-frames.
+                    self.bframes = true;
+                }
+                if frame.keyframe {
+                    if let Some(prev) = self.last_keyframe_pts {
+                        let d = (frame.pts - prev).max(0) / 90;
+                        self.gop_ms = u32::try_from(d).unwrap_or(u32::MAX);
+                    }
+                    self.last_keyframe_pts = Some(frame.pts);
+                }
+                if !self.profile_announced && self.video.is_some() {
+                    self.profile_announced = true;
+                    self.push_event(&ctx.shared.table, EventKind::ProfileUpdated, None, true);
+                }
+                let Some(v) = self.video.as_mut() else { return };
+                self.packet_buf.clear();
+                v.packetize(&frame, &mut self.packet_buf);
+                if frame.keyframe {
+                    self.gop.packets.clear();
+                    self.gop.bytes = 0;
+                    self.gop.overflowed = false;
+                }
+                let packets = std::mem::take(&mut self.packet_buf);
+                self.cache_and_send(Track::Video, &packets, ctx);
+                self.packet_buf = packets;
+            }
+            MediaEvent::Audio(frame) => {
+                let len = frame.data.len() as u64;
+                self.bytes_in_audio += len;
+                self.window_bytes += len;
+                let Some(a) = self.audio.as_mut() else { return };
+                self.packet_buf.clear();
+                a.packetize(&frame, &mut self.packet_buf);
+                if self.video.is_none() && self.gop.packets.len() >= AUDIO_ONLY_CACHE_PACKETS {
+                    let (_, p) = self.gop.packets.remove(0);
+                    self.gop.bytes -= p.len();
+                }
+                let packets = std::mem::take(&mut self.packet_buf);
+                self.cache_and_send(Track::Audio, &packets, ctx);
+                self.packet_buf = packets;
+            }
+        }
+    }
+
+    fn cache_and_send(&mut self, track: Track, packets: &[RtpPacket], ctx: &CoreCtx) {
+        if !self.gop.overflowed {
+            let add: usize = packets.iter().map(RtpPacket::len).sum();
+            if self.gop.bytes + add > self.gop_cap {
+                self.gop.overflowed = true;
+                self.gop.packets.clear();
+                self.gop.bytes = 0;
+            } else {
+                self.gop.bytes += add;
+                // Cloning a packet descriptor bumps the payload's reference count; no bytes are copied.
+                self.gop
+                    .packets
+                    .extend(packets.iter().map(|p| (track, p.clone())));
+            }
+        }
+        let muted = match track {
+            Track::Video => self.video_muted,
+            Track::Audio => self.audio_muted,
+        };
+        if muted {
+            return;
+        }
+        let clock = match track {
+            Track::Video => self.video.as_ref().map(|v| v.rtp_state()),
+            Track::Audio => self.audio.as_ref().map(|a| a.rtp_state()),
+        };
+        let Some(state) = clock else { return };
+        for f in &mut self.forwarders {
+            let sent = f.send(track, packets, &state, &ctx.egress_socket);
+            if sent.dropped > 0 {
+                ctx.shared
+                    .counters
+                    .egress_drops
+                    .fetch_add(sent.dropped, Ordering::Relaxed);
+            }
+            match track {
+                Track::Video => self.bytes_out_video += sent.bytes,
+                Track::Audio => self.bytes_out_audio += sent.bytes,
+            }
+        }
+    }
+
+    /// Attaches forwarders configured for this stream and detaches removed ones.
+    pub fn apply_forwarders(&mut self, records: &[ForwarderRecord]) {
+        let mine: Vec<&ForwarderRecord> = records
+            .iter()
+            .filter(|r| r.sid == self.sid && r.app_id == self.app_id)
+            .collect();
+        self.forwarders
+            .retain(|f| mine.iter().any(|r| r.id == f.id));
+        for r in mine {
+            if self.forwarders.iter().any(|f| f.id == r.id) {
+                continue;
+            }
+            tracing::info!(sid = %self.sid, forwarder = %r.id, host = %r.host, video = r.video_port,
+                audio = r.audio_port, "forwarder attached");
+            self.forwarders.push(Forwarder::new(r));
+        }
+    }
+
+    /// Applies kick and mute commands.
+    pub fn apply_command(&mut self, cmd: &StreamCommand) {
+        self.audio_muted = cmd.audio_muted;
+        self.video_muted = cmd.video_muted;
+        match self.kick_seq {
+            // The first command seen sets the baseline only if it carries no kick.
+            None if cmd.kick_seq == 0 => self.kick_seq = Some(0),
+            Some(seen) if seen >= cmd.kick_seq => {}
+            _ => {
+                self.kick_seq = Some(cmd.kick_seq);
+                if self.close.is_none() {
+                    self.closing_normal = true;
+                    self.close = Some(Refusal {
+                        code: AbortCode::Internal,
+                        reason: "force disconnected through the REST API".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Periodic work: GOP-cache primed sends, rates, timeouts, RTCP sender reports.
+    pub fn on_tick(&mut self, now_ms: u64, ctx: &CoreCtx) {
+        // Newly attached forwarders start from the cached GOP.
+        for f in &mut self.forwarders {
+            if !f.primed {
+                f.primed = true;
+                let (v, a) = (
+                    self.video.as_ref().map(|v| v.rtp_state()),
+                    self.audio.as_ref().map(|a| a.rtp_state()),
+                );
+                for (track, pkt) in &self.gop.packets {
+                    let state = match track {
+                        Track::Video => v.as_ref(),
+                        Track::Audio => a.as_ref(),
+                    };
+                    if let Some(state) = state {
+                        f.send(*track, std::slice::from_ref(pkt), state, &ctx.egress_socket);
+                    }
+                }
+            }
+            f.maybe_send_reports(now_ms, &ctx.egress_socket);
+        }
+        let elapsed = now_ms.saturating_sub(self.window_start_ms);
+        if elapsed >= 1000 {
+            self.bitrate_kbps = u32::try_from(self.window_bytes * 8 / elapsed).unwrap_or(u32::MAX);
+            self.fps =
+                u32::try_from((self.window_frames * 1000 + elapsed / 2) / elapsed).unwrap_or(0);
+            self.window_bytes = 0;
+            self.window_frames = 0;
+            self.window_start_ms = now_ms;
+            if self.max_bitrate_kbps != 0 && self.bitrate_kbps > self.max_bitrate_kbps {
+                let since = *self.over_bitrate_since.get_or_insert(now_ms);
+                // A few seconds over the limit, so one large keyframe does not end a stream.
+                if now_ms - since >= 5000 && self.close.is_none() {
+                    self.close = Some(Refusal {
+                        code: AbortCode::BitrateOverLimit,
+                        reason: format!(
+                            "bitrate {} kbps over the limit of {} kbps",
+                            self.bitrate_kbps, self.max_bitrate_kbps
+                        ),
+                    });
+                }
+            } else {
+                self.over_bitrate_since = None;
+            }
+        }
+        if now_ms.saturating_sub(self.last_media_ms) > self.media_timeout_ms && self.close.is_none()
+        {
+            self.close = Some(Refusal {
+                code: AbortCode::NoMedia,
+                reason: format!("no audio or video for {} s", self.media_timeout_ms / 1000),
+            });
+        }
+    }
+
+    /// Why the connection should be closed now, if it should.
+    pub fn should_close(&self) -> Option<String> {
+        if self.guard.kicked.load(Ordering::Acquire) {
+            return Some("replaced by a new publisher of the same channel and uid".into());
+        }
+        self.close.as_ref().map(|r| r.reason.clone())
+    }
+
+    /// The abort to report when the stream ends, if it ended abnormally.
+    pub fn close_reason(&self) -> Option<Refusal> {
+        if self.closing_normal {
+            return None;
+        }
+        if self.guard.kicked.load(Ordering::Acquire) {
+            return Some(Refusal {
+                code: AbortCode::Conflict,
+                reason: "replaced by a new publisher".into(),
+            });
+        }
+        self.close.clone()
+    }
+
+    /// Ends the stream: events, stats slot, forwarders.
+    pub fn finish(&mut self, abort: Option<Refusal>, table: &Table) {
+        if let Some(r) = &abort {
+            self.push_event(table, EventKind::Aborted, Some(r), false);
+        }
+        self.push_event(table, EventKind::Disconnected, None, true);
+        if let Some(slot) = self.stats_slot.take() {
+            table.release_stats_slot(slot);
+        }
+        tracing::info!(sid = %self.sid, bytes_in = self.bytes_in_video + self.bytes_in_audio,
+            aborted = abort.is_some(), "stream ended");
+    }
+
+    /// Current stats record.
+    pub fn stats(&self, now_ms: u64) -> StreamStats {
+        let video = self.video.as_ref().map(|v| {
+            let cfg = v.config();
+            VideoStats {
+                codec: match cfg.codec {
+                    VideoCodec::H264 => "H.264",
+                    VideoCodec::H265 => "H.265",
+                    VideoCodec::Av1 => "AV1",
+                }
+                .into(),
+                width: cfg.width,
+                height: cfg.height,
+                fps: self.fps,
+                bitrate_kbps: self.bitrate_kbps,
+                gop_ms: self.gop_ms,
+                bframes: self.bframes,
+                profile_level_id: format!(
+                    "{:02x}{:02x}{:02x}",
+                    cfg.profile, cfg.constraints, cfg.level
+                ),
+            }
+        });
+        let audio = self.audio.as_ref().map(|a| {
+            let cfg = a.config();
+            AudioStats {
+                codec: match cfg.codec {
+                    AudioCodec::Aac => "AAC",
+                    AudioCodec::Opus => "OPUS",
+                }
+                .into(),
+                channels: u32::from(cfg.channels),
+                sample_rate: cfg.sample_rate,
+                bitrate_kbps: 0,
+            }
+        });
+        let running = self.frames_video > 0 || self.bytes_in_audio > 0;
+        StreamStats {
+            sid: self.sid.clone(),
+            app_id: self.app_id.clone(),
+            channel: self.id.channel.clone(),
+            uid: self.id.uid.clone(),
+            url: self.id.url.clone(),
+            domain: self.id.domain.clone(),
+            protocol: self.id.protocol.into(),
+            status: if running {
+                StreamStatus::Running
+            } else {
+                StreamStatus::Started
+            },
+            begin_at_ms: self.begin_at_ms,
+            core: 0,
+            video,
+            audio,
+            bytes_in_video: self.bytes_in_video,
+            bytes_in_audio: self.bytes_in_audio,
+            bytes_out_video: self.bytes_out_video,
+            bytes_out_audio: self.bytes_out_audio,
+            forwarders: self.forwarders.len() as u32,
+            viewers: 0,
+            updated_ms: now_ms,
+            video_params: self
+                .video
+                .as_ref()
+                .map(|v| v.parameter_sets())
+                .unwrap_or_default(),
+            audio_config: self
+                .audio
+                .as_ref()
+                .map(|a| a.config().specific_config.to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Writes the stats record into this stream's slot.
+    pub fn publish_stats(&mut self, now_ms: u64, table: &Table) {
+        if let Some(slot) = self.stats_slot {
+            let s = self.stats(now_ms);
+            if let Err(e) = table.write_stats(slot, &s) {
+                tracing::warn!(sid = %self.sid, error = %e, "stats record does not fit its slot");
+            }
+        }
+    }
+
+    fn push_event(
+        &self,
+        table: &Table,
+        kind: EventKind,
+        abort: Option<&Refusal>,
+        with_stats: bool,
+    ) {
+        let now = crate::time::unix_ms();
+        let e = Event {
+            kind,
+            at_ms: now,
+            sid: self.sid.clone(),
+            app_id: self.app_id.clone(),
+            channel: self.id.channel.clone(),
+            uid: self.id.uid.clone(),
+            stream_key: self.id.key.clone(),
+            domain: self.id.domain.clone(),
+            protocol: self.id.protocol.into(),
+            begin_at_ms: self.begin_at_ms,
+            error_code: abort.map(|r| r.code as u32).unwrap_or(0),
+            reason: abort.map(|r| r.reason.clone()).unwrap_or_default(),
+            stats: with_stats.then(|| self.stats(now)),
+        };
+        let _ = self.template_id;
+        if let Err(err) = table.push_event(&e) {
+            tracing::warn!(error = %err, "event does not fit the event ring slot");
+        }
+    }
+}
+
+/// Records a refused publish in the event ring (abort event with no preceding connect).
+pub fn push_abort(table: &Table, id: &StreamIdentity, refusal: &Refusal) {
+    tracing::info!(key = %mask_key(&id.key), code = refusal.code as u32, reason = %refusal.reason,
+        peer = ?id.peer, "publish refused");
+    let now = crate::time::unix_ms();
+    let e = Event {
+        kind: EventKind::Aborted,
+        at_ms: now,
+        sid: id.sid.clone(),
+        app_id: id.app_id.clone(),
+        channel: id.channel.clone(),
+        uid: id.uid.clone(),
+        stream_key: id.key.clone(),
+        domain: id.domain.clone(),
+        protocol: id.protocol.into(),
+        begin_at_ms: now,
+        error_code: refusal.code as u32,
+        reason: refusal.reason.clone(),
+        stats: None,
+    };
+    let _ = table.push_event(&e);
+}
+
+/// A stream key shortened for logs: enough to recognise it, not enough to use it.
+pub fn mask_key(key: &str) -> String {
+    let n = key.chars().count();
+    if n <= 8 {
+        return "****".into();
+    }
+    let head: String = key.chars().take(4).collect();
+    let tail: String = key.chars().skip(n - 3).collect();
+    format!("{head}****{tail}")
+}

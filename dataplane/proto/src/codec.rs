@@ -1,1 +1,0 @@
-//! Codec bitstream helpers: Annex-B scanning, parameter sets, AAC and Opus headers.

@@ -1,1 +1,0 @@
-//! MPEG-TS: 188-byte packets, PSI tables, PES reassembly and the demuxer to access units.

@@ -1,0 +1,467 @@
+//! The sans-IO MPEG-TS demuxer: bytes in (any split), programs and PES frames out.
+//!
+//! It follows the first program of the PAT (§2.4.4.3), tracks its PMT (§2.4.4.8) including
+//! version changes, and reassembles the PES (§2.4.3.6) of every elementary stream listed.
+//! Damage is counted, never fatal: a continuity error (§2.4.3.3) drops the PES in flight on
+//! that PID, a bad CRC drops the section, and the demuxer carries on with the next unit.
+//! The first program listed is followed; others are ignored (SRT ingest carries one).
+//! Run loop: [`Demuxer::push`] the received bytes, then [`Demuxer::poll`] until `None`; at the
+//! end of the input, [`Demuxer::flush`] completes the unbounded PES still open and poll again.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sluice_proto::ts::demux::{DemuxEvent, Demuxer};
+//!
+//! let mut demux = Demuxer::new();
+//! demux.push(Bytes::from_static(&[0x47; 10])); // not enough for a packet yet
+//! while let Some(event) = demux.poll() {
+//!     if let DemuxEvent::Pes(frame) = event {
+//!         println!("{} bytes on {}", frame.data.len(), frame.pid);
+//!     }
+//! }
+//! ```
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::packet::{CcTracker, CcVerdict, Framer, PACKET_SIZE, PacketHeader, Pid, Scrambling};
+use super::pes::{Pes, PesAssembler, PesError, split_opus_packets};
+use super::psi::{EsCodec, Pat, Pmt, PsiError, Section, SectionAssembler, StreamType};
+
+/// One elementary stream of the followed program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ElementaryStream {
+    /// Its PID.
+    pub pid: Pid,
+    /// `stream_type` from the PMT.
+    pub stream_type: StreamType,
+    /// The codec resolved from the stream type and descriptors.
+    pub codec: EsCodec,
+}
+
+/// One complete PES of an elementary stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PesFrame {
+    /// The PID it arrived on.
+    pub pid: Pid,
+    /// The stream type of that PID.
+    pub stream_type: StreamType,
+    /// The codec of that PID.
+    pub codec: EsCodec,
+    /// Presentation time stamp: raw 33-bit value at 90 kHz (unwrap with
+    /// [`super::pes::PtsUnwrapper`]).
+    pub pts: Option<u64>,
+    /// Decoding time stamp: raw 33-bit value at 90 kHz.
+    pub dts: Option<u64>,
+    /// The adaptation field's random access indicator on the packet that started the PES.
+    pub random_access: bool,
+    /// The PES payload: a slice of the pushed bytes when it fit one TS packet.
+    pub data: Bytes,
+}
+
+/// What the demuxer reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DemuxEvent {
+    /// The followed program's stream list is new or its PMT changed.
+    ProgramChanged {
+        /// The elementary streams, in PMT order.
+        streams: Vec<ElementaryStream>,
+    },
+    /// A complete PES of a non-Opus stream.
+    Pes(PesFrame),
+    /// The Opus packets of one PES, split at their control headers.
+    OpusPackets {
+        /// The PID.
+        pid: Pid,
+        /// PTS of the first packet (raw 33-bit, 90 kHz).
+        pts: Option<u64>,
+        /// The Opus packets, slices of the PES payload.
+        packets: Vec<Bytes>,
+    },
+}
+
+/// Demuxer counters. Every drop is counted somewhere here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DemuxStats {
+    /// Packets cut from the byte stream.
+    pub packets: u64,
+    /// Times a locked stream lost sync.
+    pub sync_losses: u64,
+    /// Bytes skipped while searching for sync.
+    pub skipped_bytes: u64,
+    /// Packets copied because they straddled pushed buffers.
+    pub straddled_packets: u64,
+    /// Packets rejected by [`PacketHeader::parse`] (bad adaptation field).
+    pub malformed_packets: u64,
+    /// Packets with the transport error indicator set (dropped).
+    pub transport_errors: u64,
+    /// Scrambled packets on followed PIDs (dropped: no descrambling).
+    pub scrambled_packets: u64,
+    /// Continuity counter errors on followed PIDs.
+    pub cc_errors: u64,
+    /// Duplicate packets dropped (§2.4.3.3).
+    pub duplicates: u64,
+    /// PES frames emitted (Opus PES included).
+    pub pes_frames: u64,
+    /// PES discarded for exceeding [`super::pes::MAX_PES_SIZE`].
+    pub pes_overflows: u64,
+    /// PES discarded because a continuity error damaged them.
+    pub pes_discarded: u64,
+    /// PES discarded as truncated or with a malformed header or Opus framing.
+    pub pes_errors: u64,
+    /// PSI sections with a bad CRC_32.
+    pub crc_errors: u64,
+    /// Other PSI errors (pointer, length, table syntax).
+    pub psi_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct PsiPid {
+    pid: Option<Pid>,
+    cc: CcTracker,
+    cc_errors: u64,
+    sections: SectionAssembler,
+    version: Option<u8>,
+}
+
+impl PsiPid {
+    fn follow(&mut self, pid: Pid) {
+        *self = PsiPid {
+            pid: Some(pid),
+            ..PsiPid::default()
+        };
+    }
+}
+
+#[derive(Debug)]
+struct EsState {
+    stream: ElementaryStream,
+    cc: CcTracker,
+    cc_errors: u64,
+    pes: PesAssembler,
+}
+
+/// The MPEG-TS demuxer. See the module docs for the run loop.
+#[derive(Debug)]
+pub struct Demuxer {
+    framer: Framer,
+    pat: PsiPid,
+    pmt: PsiPid,
+    program_number: Option<u16>,
+    /// Streams of the followed program. A PMT lists at most ~800 (section size cap / 5 bytes),
+    /// usually 2, so a linear scan beats hashing.
+    streams: Vec<EsState>,
+    events: VecDeque<DemuxEvent>,
+    stats: DemuxStats,
+    section_scratch: Vec<Result<Bytes, PsiError>>,
+    pes_scratch: Vec<Result<Pes, PesError>>,
+}
+
+impl Default for Demuxer {
+    fn default() -> Self {
+        Demuxer::new()
+    }
+}
+
+impl Demuxer {
+    /// A demuxer waiting for sync and a PAT.
+    pub fn new() -> Demuxer {
+        let mut pat = PsiPid::default();
+        pat.follow(Pid::PAT);
+        Demuxer {
+            framer: Framer::new(),
+            pat,
+            pmt: PsiPid::default(),
+            program_number: None,
+            streams: Vec::new(),
+            events: VecDeque::new(),
+            stats: DemuxStats::default(),
+            section_scratch: Vec::new(),
+            pes_scratch: Vec::new(),
+        }
+    }
+
+    /// Feeds received bytes, split anywhere. Every complete packet is processed now; the
+    /// resulting events wait in a queue for [`Demuxer::poll`], so poll after each push.
+    ///
+    /// Sync is trusted only after [`super::packet::SYNC_CONFIRM_PACKETS`] sync bytes at
+    /// 188-byte spacing, so the first packets (and those after a sync loss) come out once
+    /// two more packets have arrived; a stream shorter than that yields nothing.
+    pub fn push(&mut self, data: Bytes) {
+        self.framer.push(data);
+        while let Some(run) = self.framer.next_run() {
+            for at in (0..run.len()).step_by(PACKET_SIZE) {
+                self.handle_packet(&run, at);
+            }
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll(&mut self) -> Option<DemuxEvent> {
+        self.events.pop_front()
+    }
+
+    /// Ends the input: completes every PES in progress (an unbounded PES otherwise waits for
+    /// the next payload unit start). Bytes short of a packet are dropped.
+    pub fn flush(&mut self) {
+        for i in 0..self.streams.len() {
+            let r = self.streams.get_mut(i).and_then(|s| s.pes.flush());
+            if let Some(r) = r {
+                self.emit_pes(i, r);
+            }
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> DemuxStats {
+        let f = self.framer.stats();
+        DemuxStats {
+            packets: f.packets,
+            sync_losses: f.sync_losses,
+            skipped_bytes: f.skipped_bytes,
+            straddled_packets: f.straddled_packets,
+            ..self.stats
+        }
+    }
+
+    /// Continuity errors counted on one followed PID (PAT, PMT or elementary stream).
+    pub fn pid_cc_errors(&self, pid: Pid) -> u64 {
+        if self.pat.pid == Some(pid) {
+            return self.pat.cc_errors;
+        }
+        if self.pmt.pid == Some(pid) {
+            return self.pmt.cc_errors;
+        }
+        self.streams
+            .iter()
+            .find(|s| s.stream.pid == pid)
+            .map_or(0, |s| s.cc_errors)
+    }
+
+    /// The elementary streams of the followed program, as of the last PMT.
+    pub fn streams(&self) -> Vec<ElementaryStream> {
+        self.streams.iter().map(|s| s.stream).collect()
+    }
+
+    /// Handles the packet at `run[at..at + PACKET_SIZE]`.
+    fn handle_packet(&mut self, run: &Bytes, at: usize) {
+        let Some(raw) = run.get(at..at + PACKET_SIZE) else {
+            return;
+        };
+        let p = match PacketHeader::parse(raw) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.malformed_packets += 1;
+                return;
+            }
+        };
+        if p.tei {
+            self.stats.transport_errors += 1;
+            return;
+        }
+        let pid = p.pid;
+        let is_pat = self.pat.pid == Some(pid);
+        let is_pmt = !is_pat && self.pmt.pid == Some(pid);
+        let es = if is_pat || is_pmt {
+            None
+        } else {
+            match self.streams.iter().position(|s| s.stream.pid == pid) {
+                Some(i) => Some(i),
+                None => return,
+            }
+        };
+        if p.scrambling != Scrambling::None {
+            self.stats.scrambled_packets += 1;
+            return;
+        }
+        let (cc, cc_errors) = match es.and_then(|i| self.streams.get_mut(i)) {
+            Some(s) => (&mut s.cc, &mut s.cc_errors),
+            None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
+            None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
+        };
+        match cc.check_packet(&p, raw) {
+            CcVerdict::Ok => {}
+            CcVerdict::Duplicate => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            CcVerdict::Discontinuity => {
+                *cc_errors += 1;
+                self.stats.cc_errors += 1;
+                match es.and_then(|i| self.streams.get_mut(i)) {
+                    Some(s) => {
+                        if s.pes.discard() {
+                            self.stats.pes_discarded += 1;
+                        }
+                    }
+                    None if is_pat => self.pat.sections.reset(),
+                    None => self.pmt.sections.reset(),
+                }
+            }
+        }
+        let Some(offset) = p.payload_offset else {
+            return;
+        };
+        let payload = at + offset..at + PACKET_SIZE;
+        match es {
+            Some(i) => self.handle_pes_payload(i, p.pusi, p.random_access(), run, payload),
+            None => self.handle_psi_payload(is_pat, p.pusi, run.slice(payload)),
+        }
+    }
+
+    fn handle_pes_payload(
+        &mut self,
+        i: usize,
+        pusi: bool,
+        ra: bool,
+        run: &Bytes,
+        payload: std::ops::Range<usize>,
+    ) {
+        let Some(s) = self.streams.get_mut(i) else {
+            return;
+        };
+        s.pes.push(pusi, ra, run, payload, &mut self.pes_scratch);
+        if self.pes_scratch.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.pes_scratch);
+        for r in out.drain(..) {
+            self.emit_pes(i, r);
+        }
+        self.pes_scratch = out;
+    }
+
+    fn emit_pes(&mut self, i: usize, r: Result<Pes, PesError>) {
+        let Some(stream) = self.streams.get(i).map(|s| s.stream) else {
+            return;
+        };
+        let pes = match r {
+            Ok(p) => p,
+            Err(PesError::Overflow) => {
+                self.stats.pes_overflows += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.pes_errors += 1;
+                return;
+            }
+        };
+        if let EsCodec::Opus { .. } = stream.codec {
+            match split_opus_packets(&pes.payload) {
+                Ok(packets) => {
+                    self.stats.pes_frames += 1;
+                    self.events.push_back(DemuxEvent::OpusPackets {
+                        pid: stream.pid,
+                        pts: pes.header.pts,
+                        packets,
+                    });
+                }
+                Err(_) => self.stats.pes_errors += 1,
+            }
+            return;
+        }
+        self.stats.pes_frames += 1;
+        self.events.push_back(DemuxEvent::Pes(PesFrame {
+            pid: stream.pid,
+            stream_type: stream.stream_type,
+            codec: stream.codec,
+            pts: pes.header.pts,
+            dts: pes.header.dts,
+            random_access: pes.random_access,
+            data: pes.payload,
+        }));
+    }
+
+    fn handle_psi_payload(&mut self, is_pat: bool, pusi: bool, payload: Bytes) {
+        let mut out = std::mem::take(&mut self.section_scratch);
+        if is_pat {
+            self.pat.sections.push(pusi, payload, &mut out);
+        } else {
+            self.pmt.sections.push(pusi, payload, &mut out);
+        }
+        for r in out.drain(..) {
+            let section = r.and_then(Section::parse);
+            match section {
+                Ok(s) if !s.current_next => {}
+                Ok(s) if is_pat => self.handle_pat(&s),
+                Ok(s) => self.handle_pmt(&s),
+                Err(PsiError::BadCrc) => self.stats.crc_errors += 1,
+                Err(_) => self.stats.psi_errors += 1,
+            }
+        }
+        self.section_scratch = out;
+    }
+
+    fn handle_pat(&mut self, s: &Section) {
+        let pat = match Pat::from_section(s) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.psi_errors += 1;
+                return;
+            }
+        };
+        if self.pat.version == Some(pat.version) && self.pmt.pid.is_some() {
+            return;
+        }
+        self.pat.version = Some(pat.version);
+        // Follow the first real program (program 0 is the network PID).
+        let Some(program) = pat.programs.iter().find(|p| p.program_number != 0) else {
+            return;
+        };
+        if self.pmt.pid != Some(program.pid) || self.program_number != Some(program.program_number)
+        {
+            self.pmt.follow(program.pid);
+            self.program_number = Some(program.program_number);
+        }
+    }
+
+    fn handle_pmt(&mut self, s: &Section) {
+        let pmt = match Pmt::from_section(s) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.psi_errors += 1;
+                return;
+            }
+        };
+        if Some(pmt.program_number) != self.program_number {
+            return;
+        }
+        let streams: Vec<ElementaryStream> = pmt
+            .streams
+            .iter()
+            .map(|s| ElementaryStream {
+                pid: s.pid,
+                stream_type: s.stream_type,
+                codec: s.codec(),
+            })
+            .collect();
+        let unchanged = self.pmt.version == Some(pmt.version)
+            && streams.len() == self.streams.len()
+            && streams
+                .iter()
+                .zip(&self.streams)
+                .all(|(a, b)| *a == b.stream);
+        if unchanged {
+            return;
+        }
+        self.pmt.version = Some(pmt.version);
+        // Streams that keep their PID and type keep their state, so a PMT version bump does
+        // not cut the PES in flight.
+        let mut old = std::mem::take(&mut self.streams);
+        for es in &streams {
+            let kept = old
+                .iter()
+                .position(|o| o.stream == *es)
+                .map(|i| old.swap_remove(i));
+            self.streams.push(kept.unwrap_or(EsState {
+                stream: *es,
+                cc: CcTracker::new(),
+                cc_errors: 0,
+                pes: PesAssembler::new(),
+            }));
+        }
+        self.events
+            .push_back(DemuxEvent::ProgramChanged { streams });
+    }
+}
