@@ -166,10 +166,9 @@ pub const DATAPLANE_ENV: &str = "SLUICE_DATAPLANE";
 /// Finds `sluice-dataplane`: `$SLUICE_DATAPLANE`, else next to the current executable, else
 /// on PATH.
 pub fn find_dataplane() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(DATAPLANE_ENV).map(PathBuf::from)
-        && p.is_file()
-    {
-        return Some(p);
+    // An explicit choice wins (packaging layouts, tests with a stand-in dataplane).
+    if let Some(p) = std::env::var_os(DATAPLANE_ENV) {
+        return Some(PathBuf::from(p));
     }
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()

@@ -37,10 +37,13 @@ fn up(dir: &std::path::Path, path_env: &str, run_for: Duration) -> UpOutput {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env("PATH", path_env)
-        // The fake dataplane on PATH must win over a real one built next to `sluice`.
+        // The stand-in dataplane on PATH, not a real one built next to `sluice`.
         .env(
             "SLUICE_DATAPLANE",
-            path_env.split(':').next().unwrap_or_default().to_string() + "/sluice-dataplane",
+            std::env::split_paths(path_env)
+                .next()
+                .unwrap()
+                .join("sluice-dataplane"),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
