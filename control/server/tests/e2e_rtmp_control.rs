@@ -268,6 +268,21 @@ fn refusals_and_hostile_connections_leave_live_streams_alone() {
         "lying FLV tag accepted"
     );
 
+    // Every refusal and drop was counted for /metrics.
+    use sluice_table::Counter;
+    for (c, what) in [
+        (Counter::RefusedIllegalKey, "illegal key"),
+        (Counter::RefusedConflict, "conflict"),
+        (Counter::ProtocolErrors, "protocol errors"),
+        (Counter::HandshakeTimeouts, "handshake timeouts"),
+    ] {
+        assert!(
+            table.counter(c) >= 1,
+            "{what} not counted: {:?}",
+            table.counters()
+        );
+    }
+
     // The live stream never noticed.
     let before = bytes_in();
     std::thread::sleep(Duration::from_secs(2));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
@@ -18,23 +18,6 @@ use crate::registry::Registry;
 use crate::rtmp_ingest::Handoff;
 use crate::stream::Stream;
 
-/// Gateway-wide counters, exported through the table's stats for `/metrics`.
-#[derive(Default, Debug)]
-pub struct Counters {
-    /// RTMP connections accepted.
-    pub rtmp_connections: AtomicU64,
-    /// Connections refused because their source IP had too many open.
-    pub refused_per_ip: AtomicU64,
-    /// Connections closed for a protocol violation by the peer.
-    pub protocol_errors: AtomicU64,
-    /// Connections closed for not completing the handshake/publish in time.
-    pub handshake_timeouts: AtomicU64,
-    /// Publishes refused, any reason.
-    pub refused_publishes: AtomicU64,
-    /// RTP packets dropped because a forwarder's socket buffer was full.
-    pub egress_drops: AtomicU64,
-}
-
 /// What all executors share.
 pub struct Shared {
     /// The `[dataplane]` configuration.
@@ -45,8 +28,13 @@ pub struct Shared {
     pub registry: Registry,
     /// Number of executors.
     pub cores: usize,
-    /// Gateway-wide counters.
-    pub counters: Counters,
+}
+
+impl Shared {
+    /// Adds to a gateway-wide counter in the table (read by control's `/metrics`).
+    pub fn count(&self, c: sluice_table::Counter, n: u64) {
+        self.table.add_counter(c, n);
+    }
 }
 
 /// Per-executor state. Lives in an `Rc`: it never leaves its thread.
@@ -140,10 +128,7 @@ pub async fn run(
     loop {
         match listener.accept().await {
             Ok(conn) => {
-                shared
-                    .counters
-                    .rtmp_connections
-                    .fetch_add(1, Ordering::Relaxed);
+                shared.count(sluice_table::Counter::RtmpConnections, 1);
                 glommio::spawn_local(crate::rtmp_ingest::serve(conn, ctx.clone())).detach();
             }
             Err(e) => {

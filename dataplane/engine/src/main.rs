@@ -72,7 +72,6 @@ fn main() -> anyhow::Result<()> {
         table: table.clone(),
         registry: Registry::default(),
         cores,
-        counters: Default::default(),
     });
 
     // Connections move to their stream's owner core through this mesh.

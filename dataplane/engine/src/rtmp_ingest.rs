@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -61,10 +61,7 @@ pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
             .registry
             .connect_ip(p.ip(), ctx.shared.cfg.max_connections_per_ip)
     }) else {
-        ctx.shared
-            .counters
-            .refused_per_ip
-            .fetch_add(1, Ordering::Relaxed);
+        ctx.shared.count(sluice_table::Counter::RefusedPerIp, 1);
         tracing::warn!(
             ?peer,
             "refusing RTMP connection: too many from this address"
@@ -206,9 +203,7 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
                     }
                 } else if Instant::now() > handshake_deadline {
                     ctx.shared
-                        .counters
-                        .handshake_timeouts
-                        .fetch_add(1, Ordering::Relaxed);
+                        .count(sluice_table::Counter::HandshakeTimeouts, 1);
                     return Exit::Closed(Err(anyhow::anyhow!(
                         "handshake/publish not completed in time"
                     )));
@@ -219,10 +214,7 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
         };
         let data = c.rx.split_to(n).freeze();
         if let Err(e) = c.session.handle_input(data) {
-            ctx.shared
-                .counters
-                .protocol_errors
-                .fetch_add(1, Ordering::Relaxed);
+            ctx.shared.count(sluice_table::Counter::ProtocolErrors, 1);
             return Exit::Closed(Err(anyhow::anyhow!("protocol error from peer: {e}")));
         }
         if let Some(exit) = handle_events(c, stream, ctx).await {
@@ -285,10 +277,6 @@ async fn handle_events(
                         *stream = Some(ingest::start_stream(ctx, admitted));
                     }
                     Err(refusal) => {
-                        ctx.shared
-                            .counters
-                            .refused_publishes
-                            .fetch_add(1, Ordering::Relaxed);
                         c.session
                             .reject_publish("NetStream.Publish.BadName", &refusal.reason);
                         let _ = flush(c).await;

@@ -259,9 +259,7 @@ impl Stream {
             let sent = f.send(track, packets, &state, &ctx.egress_socket);
             if sent.dropped > 0 {
                 ctx.shared
-                    .counters
-                    .egress_drops
-                    .fetch_add(sent.dropped, Ordering::Relaxed);
+                    .count(sluice_table::Counter::EgressDrops, sent.dropped);
             }
             match track {
                 Track::Video => self.bytes_out_video += sent.bytes,
@@ -507,6 +505,9 @@ impl Stream {
             stats: with_stats.then(|| self.stats(now)),
         };
         let _ = self.template_id;
+        if kind == EventKind::Aborted {
+            table.add_counter(sluice_table::Counter::for_abort_code(e.error_code), 1);
+        }
         if let Err(err) = table.push_event(&e) {
             tracing::warn!(error = %err, "event does not fit the event ring slot");
         }
@@ -533,6 +534,7 @@ pub fn push_abort(table: &Table, id: &StreamIdentity, refusal: &Refusal) {
         reason: refusal.reason.clone(),
         stats: None,
     };
+    table.add_counter(sluice_table::Counter::for_abort_code(e.error_code), 1);
     let _ = table.push_event(&e);
 }
 
