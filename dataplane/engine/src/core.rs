@@ -97,6 +97,7 @@ pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
     }
 
     glommio::spawn_local(housekeeping(ctx.clone())).detach();
+    glommio::spawn_local(crate::srt_ingest::serve(ctx.clone())).detach();
 
     loop {
         match listener.accept().await {

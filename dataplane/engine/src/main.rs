@@ -11,6 +11,7 @@ mod egress;
 mod packetize;
 mod registry;
 mod rtmp_ingest;
+mod srt_ingest;
 mod stream;
 mod time;
 
