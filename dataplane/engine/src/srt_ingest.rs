@@ -51,7 +51,7 @@ use sluice_proto::ts::media::TsMediaReader;
 use crate::admission::{self, AbortCode};
 use crate::core::CoreCtx;
 use crate::registry::IpGuard;
-use crate::stream::Stream;
+use crate::stream::{Stream, StreamIdentity};
 
 /// Longest the task sleeps between timer checks. Half the ACK period, so ACKs go out within
 /// a few milliseconds of their 10 ms schedule.
@@ -340,25 +340,9 @@ impl Core {
         );
         let app = match pre {
             Ok(a) => a.app,
-            Err(_) => {
-                // Let the full admission push the documented aborted event.
-                let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
-                let r = crate::rtmp_ingest::admit(
-                    &self.ctx,
-                    &sid.key,
-                    host.as_deref(),
-                    &url,
-                    Some(from),
-                    "srt",
-                );
-                return match r {
-                    Ok(s) => {
-                        // Admitted after all (the table changed in between): undo.
-                        self.drop_stream(&s, None);
-                        Err((RejectReason::ISE, "admission raced a table update".into()))
-                    }
-                    Err(refusal) => Err((reject_reason_for(refusal.code), refusal.reason)),
-                };
+            Err(refusal) => {
+                self.push_refusal(&sid.key, host.as_deref(), from, &refusal);
+                return Err((reject_reason_for(refusal.code), refusal.reason));
             }
         };
         let passphrase = match app.srt_passphrase.as_deref().filter(|p| !p.is_empty()) {
@@ -414,6 +398,37 @@ impl Core {
         );
         self.by_peer.insert((from, accepted.peer_socket.0), local);
         Ok(local)
+    }
+
+    /// Records a key refusal in the event ring. The key named no app, so the event goes to
+    /// the app the ingest host (`h=`) belongs to, or the only app, so that app's events API
+    /// shows its refused publishers.
+    fn push_refusal(
+        &self,
+        key: &str,
+        host: Option<&str>,
+        from: SocketAddr,
+        refusal: &admission::Refusal,
+    ) {
+        let table = &self.ctx.shared.table;
+        let apps = table.apps();
+        let by_host = host.and_then(|h| {
+            apps.iter()
+                .find(|a| a.domains.iter().any(|d| d.eq_ignore_ascii_case(h)))
+        });
+        let app = by_host.or(if apps.len() == 1 { apps.first() } else { None });
+        let id = StreamIdentity {
+            sid: self.ctx.new_sid(),
+            app_id: app.map(|a| a.id.clone()).unwrap_or_default(),
+            channel: String::new(),
+            uid: String::new(),
+            key: key.to_string(),
+            url: format!("{}/{}", host.unwrap_or_default(), key),
+            domain: host.unwrap_or_default().to_string(),
+            protocol: "srt",
+            peer: Some(from),
+        };
+        crate::stream::push_abort(table, &id, refusal);
     }
 
     fn drop_stream(&self, s: &Rc<RefCell<Stream>>, abort: Option<admission::Refusal>) {
