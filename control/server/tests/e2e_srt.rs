@@ -106,6 +106,24 @@ fn decode(gw: &Gateway, sdp: &str, seconds: u32) -> (String, String) {
     )
 }
 
+/// The log without terminal colour codes.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn count(text: &str, track: &str) -> usize {
     text.lines().filter(|l| l.starts_with(track)).count()
 }
@@ -354,4 +372,129 @@ fn refused_key_is_rejected_with_1403_and_an_aborted_event() {
         .cloned();
     let aborted = aborted.unwrap_or_else(|| panic!("no aborted event: {body}"));
     assert_eq!(aborted["errorCode"], 1, "{aborted}");
+}
+
+#[test]
+fn srt_through_loss_jitter_and_reordering_arrives_intact() {
+    let perf = bin_dir().join("sluice-perf");
+    assert!(
+        perf.exists(),
+        "{} missing: build the workspace first (cargo build)",
+        perf.display()
+    );
+    let gw = Gateway::start();
+    let proxy_port = free_udp_port();
+    let mut proxy = Command::new(&perf)
+        .args(["impair", "--listen"])
+        .arg(format!("127.0.0.1:{proxy_port}"))
+        .arg("--upstream")
+        .arg(format!("127.0.0.1:{}", gw.srt_port))
+        .args([
+            "--loss",
+            "5",
+            "--jitter-ms",
+            "50",
+            "--reorder",
+            "2",
+            "--seed",
+            "7",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning sluice-perf impair");
+    std::thread::sleep(Duration::from_millis(300));
+    let key = gw.create_key("lossy", "3001");
+    // Latency well above RTT + jitter, so retransmissions land before delivery time.
+    let url = format!("srt://127.0.0.1:{proxy_port}?streamid={key}&latency=400000");
+    let publisher = ffmpeg_publish_srt(&url, 40, H264, AAC);
+    let online = gw.wait_online("lossy", Duration::from_secs(20));
+    let sid = online["sid"].as_str().expect("sid").to_string();
+    let sdp = forward(&gw, &sid);
+    let (text, err) = decode(&gw, &sdp, 6);
+    let pub_err = finish(publisher);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert!(
+        text.contains("#dimensions 0: 320x240"),
+        "{text}\n{err}\n{pub_err}"
+    );
+    // 6 s at 25 fps: every frame, give or take the edge of the window.
+    // Intact: the decoded pictures are contiguous (no timestamp gap at 25 fps, time base
+    // 1/25) and fill most of the window (the start waits for the forwarder's first GOP).
+    let pts: Vec<i64> = text
+        .lines()
+        .filter(|l| l.starts_with("0,"))
+        .filter_map(|l| l.split(',').nth(2)?.trim().parse().ok())
+        .collect();
+    assert!(
+        pts.len() >= 100,
+        "only {} video frames\n{err}\npublisher: {pub_err}",
+        pts.len()
+    );
+    let gaps: Vec<(i64, i64)> = pts
+        .windows(2)
+        .filter(|w| w[1] - w[0] != 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(gaps.is_empty(), "missing pictures at {gaps:?}\n{text}");
+    // The caller was killed: the connection ends on the idle timeout, and its counters show
+    // that losses happened and were repaired by retransmission.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        let log: String = strip_ansi(&gw.log());
+        if let Some(l) = log.lines().find(|l| l.contains("SRT connection closed")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "connection never closed:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let field = |name: &str| -> u64 {
+        closed
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {closed}"))
+    };
+    eprintln!("closed: {closed}");
+    assert!(field("lost") > 0, "{closed}");
+    assert!(field("retransmitted") > 0, "{closed}");
+    assert!(
+        !err.contains("error while decoding") && !err.contains("concealing"),
+        "decoder saw damage:\n{err}"
+    );
+}
+
+#[test]
+fn several_callers_each_served_on_their_core() {
+    let gw = Gateway::start();
+    let mut publishers = Vec::new();
+    for i in 0..4 {
+        let key = gw.create_key(&format!("multi{i}"), &format!("{}", 4000 + i));
+        publishers.push(ffmpeg_publish_srt(
+            &srt_url(gw.srt_port, &key, ""),
+            30,
+            H264,
+            AAC,
+        ));
+    }
+    for i in 0..4 {
+        gw.wait_online(&format!("multi{i}"), Duration::from_secs(15));
+    }
+    // Every caller keeps streaming: each one's ACKs, NAKs and data stay on one core, or
+    // its connection would stall and time out.
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, body) = gw.api("GET", &format!("{}/online-streams", gw.base()), None);
+    let streams = body["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(streams.len(), 4, "{body}");
+    let log = gw.log();
+    let accepted = log
+        .lines()
+        .filter(|l| l.contains("SRT caller accepted"))
+        .count();
+    assert_eq!(accepted, 4, "{log}");
+    assert!(!log.contains("SRT connection closed"), "{log}");
+    for p in publishers {
+        finish(p);
+    }
 }
