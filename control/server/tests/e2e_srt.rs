@@ -471,8 +471,16 @@ fn several_callers_each_served_on_their_core() {
     let mut publishers = Vec::new();
     for i in 0..4 {
         let key = gw.create_key(&format!("multi{i}"), &format!("{}", 4000 + i));
+        // All three stream id forms (ffmpeg passes the value up to the next `&` verbatim),
+        // the host picking the app.
+        let streamid = match i {
+            0 => key.clone(),
+            1 => format!("{key}?h=ingest.example.com"),
+            2 => format!("#!::r={key},h=ingest.example.com"),
+            _ => format!("#!::r={key},m=publish"),
+        };
         publishers.push(ffmpeg_publish_srt(
-            &srt_url(gw.srt_port, &key, ""),
+            &srt_url(gw.srt_port, &streamid, ""),
             30,
             H264,
             AAC,

@@ -310,7 +310,15 @@ impl Core {
         let sid = req
             .stream_id()
             .map_err(|e| (RejectReason::BAD_REQUEST, format!("bad stream id: {e}")))?;
-        if !sid.is_publish() {
+        // The access-control form without `m=` parses as a request (libsrt's default), but
+        // the documented URL `#!::r=KEY,h=HOST` publishes: only an explicit `m=request` is a
+        // player knocking on an ingest.
+        let explicit_request = !sid.is_publish()
+            && req
+                .stream_id
+                .windows(b"m=request".len())
+                .any(|w| w == b"m=request");
+        if explicit_request {
             return Err((
                 RejectReason::BAD_MODE,
                 "this gateway only ingests (m=publish)".into(),
