@@ -506,3 +506,36 @@ fn several_callers_each_served_on_their_core() {
         finish(p);
     }
 }
+
+#[test]
+fn force_disconnect_sends_shutdown_to_the_caller() {
+    let gw = Gateway::start();
+    let key = gw.create_key("kicked", "5001");
+    let mut publisher = ffmpeg_publish_srt(&srt_url(gw.srt_port, &key, ""), 60, H264, AAC);
+    let online = gw.wait_online("kicked", Duration::from_secs(15));
+    let sid = online["sid"].as_str().expect("sid").to_string();
+    let (status, body) = gw.api(
+        "DELETE",
+        &format!("{}/online-streams/{sid}", gw.base()),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // The SHUTDOWN makes libsrt report the connection lost, and ffmpeg gives up well before
+    // its 60 s of input (without it, the caller would only notice after its peer idle timeout).
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut exited = false;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = publisher.try_wait() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = finish(publisher);
+    let log = strip_ansi(&gw.log());
+    assert!(
+        log.contains("closing SRT connection"),
+        "no kick seen by the SRT path:\n{log}"
+    );
+    assert!(exited, "ffmpeg still publishing after the kick: {err}");
+}
