@@ -405,8 +405,9 @@ fn srt_through_loss_jitter_and_reordering_arrives_intact() {
         .expect("spawning sluice-perf impair");
     std::thread::sleep(Duration::from_millis(300));
     let key = gw.create_key("lossy", "3001");
-    // Latency well above RTT + jitter, so retransmissions land before delivery time.
-    let url = format!("srt://127.0.0.1:{proxy_port}?streamid={key}&latency=400000");
+    // Latency well above RTT + jitter (and the scheduling delays of a loaded 2-core test
+    // machine), so retransmissions land before delivery time.
+    let url = format!("srt://127.0.0.1:{proxy_port}?streamid={key}&latency=800000");
     let publisher = ffmpeg_publish_srt(&url, 40, H264, AAC);
     let online = gw.wait_online("lossy", Duration::from_secs(20));
     let sid = online["sid"].as_str().expect("sid").to_string();
@@ -437,7 +438,6 @@ fn srt_through_loss_jitter_and_reordering_arrives_intact() {
         .filter(|w| w[1] - w[0] != 1)
         .map(|w| (w[0], w[1]))
         .collect();
-    assert!(gaps.is_empty(), "missing pictures at {gaps:?}\n{text}");
     // The caller was killed: the connection ends on the idle timeout, and its counters show
     // that losses happened and were repaired by retransmission.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -456,7 +456,10 @@ fn srt_through_loss_jitter_and_reordering_arrives_intact() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in {closed}"))
     };
-    eprintln!("closed: {closed}");
+    assert!(
+        gaps.is_empty(),
+        "missing pictures at {gaps:?}; {closed}\n{text}"
+    );
     assert!(field("lost") > 0, "{closed}");
     assert!(field("retransmitted") > 0, "{closed}");
     assert!(
