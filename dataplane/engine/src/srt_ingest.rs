@@ -459,10 +459,18 @@ impl Core {
     /// Sends what the receiver has to send, delivers what is due, and closes the connection
     /// when it ended or its stream must stop.
     async fn service(&mut self, id: u32, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        // Split borrows: the connection, the socket and the transmit buffer are used together.
+        let Core {
+            ctx,
+            socket,
+            conns,
+            tx,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(&id) else {
             return;
         };
-        // Kick, mute-independent limits, media timeout, bitrate: the stream decides.
+        // Kick, replacement, media timeout, bitrate: the stream decides.
         if conn.receiver.closed().is_none()
             && let Some(why) = conn.stream.borrow().should_close()
         {
@@ -472,19 +480,15 @@ impl Core {
         while let Some(payload) = conn.receiver.poll_output(now) {
             conn.reader.push(payload);
             while let Some(ev) = conn.reader.poll() {
-                conn.stream.borrow_mut().on_media(ev, &self.ctx);
+                conn.stream.borrow_mut().on_media(ev, ctx);
             }
         }
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        while let Some(n) = conn.receiver.poll_transmit(now, &mut self.tx) {
-            out.push(self.tx.get(..n).unwrap_or_default().to_vec());
+        while let Some(n) = conn.receiver.poll_transmit(now, tx) {
+            if let Some(b) = tx.get(..n) {
+                let _ = socket.send_to(b, conn.peer).await;
+            }
         }
-        let peer = conn.peer;
-        let closed = conn.receiver.closed();
-        for b in &out {
-            let _ = self.socket.send_to(b, peer).await;
-        }
-        if let Some(reason) = closed {
+        if let Some(reason) = conn.receiver.closed() {
             self.close(id, reason);
         }
     }
