@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs one cargo-fuzz target for a number of seconds, or every target briefly.
 #   scripts/fuzz.sh TARGET SECONDS     # one target
-#   scripts/fuzz.sh --all SECONDS      # every target (CI smoke run)
+#   scripts/fuzz.sh --all SECONDS      # every target for SECONDS each (CI smoke run)
+# `--all` builds every target once (one `cargo fuzz build`), checks that each has a committed,
+# non-empty seed corpus in fuzz/corpus/TARGET, then runs them one after another; the first
+# crash fails the script (the crashing input lands in fuzz/artifacts/TARGET).
 # Uses stable Rust with `-s none`; set FUZZ_ASAN=1 for AddressSanitizer (RUSTC_BOOTSTRAP=1).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-if ! command -v cargo-fuzz >/dev/null; then
+if ! command -v cargo-fuzz >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
     cargo install cargo-fuzz --locked
 fi
 san=(-s none)
@@ -22,12 +25,32 @@ run_one() {
     local scratch
     scratch=$(mktemp -d)
     echo "== fuzz $t for ${secs}s"
-    cargo fuzz run "${san[@]}" "$t" "$scratch" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536
-    rm -rf "$scratch"
+    local rc=0
+    cargo fuzz run "${san[@]}" "$t" "$scratch" "corpus/$t" -- -max_total_time="$secs" \
+        -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$scratch.log" 2>&1 || rc=$?
+    if [ "$rc" != 0 ]; then
+        tail -n 60 "$scratch.log" >&2
+    else
+        grep -E '^stat::number_of_executed_units' "$scratch.log" || true
+    fi
+    rm -rf "$scratch" "$scratch.log"
+    if [ "$rc" != 0 ]; then
+        echo "fuzz target $t failed (exit $rc); rerun: scripts/fuzz.sh $t $secs" >&2
+        return "$rc"
+    fi
 }
 if [ "$target" = --all ]; then
     cargo fuzz build "${san[@]}"
-    for t in $(cargo fuzz list); do run_one "$t"; done
+    targets=$(cargo fuzz list)
+    for t in $targets; do
+        if [ -z "$(ls -A "corpus/$t" 2>/dev/null)" ]; then
+            echo "fuzz target $t has no committed seed corpus in fuzz/corpus/$t" >&2
+            exit 1
+        fi
+    done
+    start=$SECONDS
+    for t in $targets; do run_one "$t"; done
+    echo "fuzz smoke: $(wc -w <<<"$targets") targets in $((SECONDS - start))s"
 else
     run_one "$target"
 fi

@@ -11,7 +11,7 @@ want_test=0
 need_pkgs=(pkg-config ca-certificates)
 if [ "$want_test" = 1 ]; then
     need_pkgs+=(ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base
-        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
         nodejs npm python3 python3-venv valgrind)
 fi
 

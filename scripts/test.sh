@@ -13,3 +13,9 @@ echo "== build"
 cargo build --workspace --bins
 echo "== tests"
 cargo test --workspace --no-fail-fast
+echo "== fuzz smoke"
+# About three minutes in all (each run also pays ~2-3 s of start-up), split evenly over the
+# targets, at least 2 s of fuzzing each.
+targets=$(ls fuzz/fuzz_targets/*.rs | wc -l)
+per_target=$(( 150 / targets )); [ "$per_target" -ge 2 ] || per_target=2
+bash scripts/fuzz.sh --all "$per_target"

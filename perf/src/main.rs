@@ -1,8 +1,7 @@
 //! `sluice-perf`: load generator, benchmark runner and a deterministic UDP impairment proxy.
 
-mod impair;
-
 use clap::{Parser, Subcommand};
+use sluice_perf::{impair, load};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -21,11 +20,15 @@ enum Cmd {
     /// Relay UDP between clients and an upstream with seeded loss, delay, jitter,
     /// reordering and duplication (this kernel has no netem).
     Impair(impair::ImpairArgs),
+    /// RTMP publishers, RTMP players and RTP receivers against a server, with latency
+    /// markers and the server's CPU and memory sampled from /proc.
+    Load(load::LoadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Impair(a) => impair::run(a),
+        Cmd::Load(a) => load::run(a).map(|_| ()),
     }
 }

@@ -127,23 +127,8 @@ pub struct AppConfig {
     pub duplicate_policy: DuplicatePolicy,
 }
 
-/// `[dataplane]` (read by `sluice-dataplane`; validated here too).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataplaneConfig {
-    /// Executors; 0 = one per available core.
-    #[serde(default)]
-    pub cores: u32,
-    /// RTMP ingest listener.
-    #[serde(default = "default_rtmp")]
-    pub rtmp_listen: SocketAddr,
-    /// SRT ingest listener (UDP).
-    #[serde(default = "default_srt")]
-    pub srt_listen: SocketAddr,
-    /// Viewer HTTP listener (watch page, WHEP).
-    #[serde(default = "default_http")]
-    pub http_listen: SocketAddr,
-}
+/// `[dataplane]`: defined in `sluice-table`, the contract crate, so both processes agree.
+pub use sluice_table::DataplaneConfig;
 
 /// `[table]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,15 +170,6 @@ fn fifty() -> u32 {
 fn hundred() -> u32 {
     100
 }
-fn default_rtmp() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 1935))
-}
-fn default_srt() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 6001))
-}
-fn default_http() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8081))
-}
 fn default_table_path() -> PathBuf {
     PathBuf::from("/dev/shm/sluice.table")
 }
@@ -220,16 +196,6 @@ impl Default for RateLimits {
             delete: 50,
             query: 100,
             update: 50,
-        }
-    }
-}
-impl Default for DataplaneConfig {
-    fn default() -> Self {
-        DataplaneConfig {
-            cores: 0,
-            rtmp_listen: default_rtmp(),
-            srt_listen: default_srt(),
-            http_listen: default_http(),
         }
     }
 }
@@ -378,8 +344,8 @@ impl Config {
                 return bad(format!("webhooks[{i}].secret: expected a non-empty string"));
             }
         }
-        if self.dataplane.cores > 1024 {
-            return bad("dataplane.cores: expected 0..1024".into());
+        if let Err(m) = self.dataplane.validate() {
+            return bad(m);
         }
         Ok(())
     }

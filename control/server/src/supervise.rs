@@ -149,6 +149,10 @@ pub fn public_host(cfg: &Config, addr: SocketAddr) -> String {
 
 /// Finds `sluice-dataplane` next to the current executable, else on PATH.
 pub fn find_dataplane() -> Option<PathBuf> {
+    // An explicit choice wins (packaging layouts, tests with a stand-in dataplane).
+    if let Some(p) = std::env::var_os("SLUICE_DATAPLANE") {
+        return Some(PathBuf::from(p));
+    }
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {

@@ -37,6 +37,14 @@ fn up(dir: &std::path::Path, path_env: &str, run_for: Duration) -> UpOutput {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env("PATH", path_env)
+        // The stand-in dataplane on PATH, not a real one built next to `sluice`.
+        .env(
+            "SLUICE_DATAPLANE",
+            std::env::split_paths(path_env)
+                .next()
+                .unwrap()
+                .join("sluice-dataplane"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -48,6 +48,8 @@ pub(crate) mod word {
     pub const GENERATION: usize = 32;
     pub const HEARTBEAT: usize = 33;
     pub const EVENT_HEAD: usize = 34;
+    pub const CONTROL_PID: usize = 35;
+    pub const DATAPLANE_PID: usize = 36;
 }
 
 /// Index of each region in the header's region table.

@@ -26,6 +26,8 @@
 //! 256..264 32    config generation (bumped after every config write)
 //! 264..272 33    dataplane heartbeat, Unix ms
 //! 272..280 34    event head: event sequence numbers claimed so far
+//! 280..288 35    pid of the control process (config writer), for dead-writer detection
+//! 288..296 36    pid of the dataplane process (stats and event writer)
 //! ..4096         reserved (zero)
 //! ```
 //! Regions follow in this order, each starting on a 4096-byte boundary:
@@ -65,9 +67,11 @@
 //! - The file is fully written at creation, so it occupies its whole size in tmpfs: about
 //!   125 MiB with the default capacities (mostly keys 48 MiB, stats 32 MiB, events 24 MiB).
 //!   Lower [`Capacities`] on small machines or containers.
-//! - A reader that cannot get a consistent read of a slot (its writer died inside it) treats
-//!   the record as absent after retrying for 20 ms; control's next start clears
-//!   such slots and resyncs.
+//! - A slot whose writer died inside it stays locked. Readers (and event producers) wait on
+//!   a locked slot while its sequence number moves; once it has stayed at one odd value for
+//!   100 ms and the writer's pid (header words 35/36) is gone, or for 2 s in any case, they
+//!   treat the record as absent. Control's next start clears such config slots and resyncs;
+//!   the dataplane's next start repairs stats and event slots.
 //!
 //! ## Example
 //! ```no_run
@@ -81,6 +85,8 @@
 //! # Ok(()) }
 //! ```
 
+mod dataplane_config;
+pub use dataplane_config::DataplaneConfig;
 pub mod layout;
 mod records;
 mod slot;
@@ -102,6 +108,21 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+/// The dataplane core (index among `cores`) that owns the stream of a channel+uid: every key
+/// that resolves to the same identity lands on the same core, so duplicate checks and viewer
+/// lookups stay core-local. Shared here so the dataplane, control and tests agree.
+pub fn owner_core(app_id: &str, channel: &str, uid: &str, cores: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    if cores <= 1 {
+        return 0;
+    }
+    // `DefaultHasher::new()` uses fixed keys, so the mapping is stable across processes
+    // built by the same toolchain (both processes ship together).
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (app_id, channel, uid).hash(&mut h);
+    (h.finish() % cores as u64) as usize
+}
 
 /// Default table path for a gateway instance called `name`.
 pub fn default_path(name: &str) -> PathBuf {
@@ -288,6 +309,8 @@ pub struct Table {
     writer: Mutex<Option<WriterState>>,
     /// Where the next stats-slot search starts (a hint; correctness does not depend on it).
     stats_hint: AtomicU32,
+    /// Whether this handle built the file (see [`Table::was_created`]).
+    created: bool,
 }
 
 /// Live-entry counts of the hash regions, kept by the single config writer.
@@ -367,10 +390,6 @@ fn max_live(capacity: u32) -> u32 {
     capacity - capacity / 8
 }
 
-/// How many times an event producer waits for an older writer of the same ring slot before
-/// giving up on its event.
-const EVENT_SLOT_WAITS: u32 = 10_000;
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
     move |source| TableError::Io {
         path: path.to_owned(),
@@ -395,6 +414,7 @@ impl Table {
         let want = Layout::for_capacities(caps).map_err(TableError::InvalidCapacities)?;
         match Table::open(path) {
             Ok(t) if t.layout == want => {
+                t.claim_config_writer();
                 t.recover_config_slots();
                 return Ok(t);
             }
@@ -407,7 +427,17 @@ impl Table {
             Err(e) => return Err(e),
         }
         create_file(path, &want)?;
-        Table::open(path)
+        let mut t = Table::open(path)?;
+        t.created = true;
+        t.claim_config_writer();
+        Ok(t)
+    }
+
+    /// Whether [`Table::create_or_open`] built a fresh file (first start, or the old one had
+    /// another ABI or layout). Its event sequence numbers start again at 0, so a saved
+    /// [`EventCursor`] no longer applies: start from `EventCursor::default()`.
+    pub fn was_created(&self) -> bool {
+        self.created
     }
 
     /// Dataplane side: opens an existing table, refusing a wrong magic or ABI version. Fails
@@ -437,6 +467,7 @@ impl Table {
             },
             writer: Mutex::new(None),
             stats_hint: AtomicU32::new(0),
+            created: false,
         };
         let w = |i: usize| t.words().get(i).map_or(0, |a| a.load(Ordering::Acquire));
         if w(layout::word::MAGIC).to_le_bytes() != layout::MAGIC {
@@ -480,6 +511,15 @@ impl Table {
         &self.words()[word]
     }
 
+    /// The pid of the process that writes region `r` (0 if not recorded).
+    fn writer_pid(&self, r: RegionId) -> u32 {
+        let word = match r {
+            RegionId::Stats | RegionId::Events => layout::word::DATAPLANE_PID,
+            _ => layout::word::CONTROL_PID,
+        };
+        self.header(word).load(Ordering::Relaxed) as u32
+    }
+
     fn cap(&self, r: RegionId) -> u32 {
         self.layout.regions[r as usize].capacity
     }
@@ -511,7 +551,8 @@ impl Table {
         &self.path
     }
 
-    /// Config generation: bumped by every config write (after the write is visible).
+    /// Config generation: bumped by every config write (after the write is visible). Compare
+    /// for inequality: a replaced file starts again at 0.
     pub fn generation(&self) -> u64 {
         self.header(layout::word::GENERATION)
             .load(Ordering::Acquire)
@@ -533,14 +574,15 @@ impl Table {
         buf: &mut Vec<u8>,
     ) -> (Option<slot::Seen>, Option<T>) {
         let s = self.slot(r, i);
-        let Some(seen) = s.read(None) else {
+        let writer = self.writer_pid(r);
+        let Some(seen) = s.read(None, writer) else {
             return (None, None);
         };
         if seen.state != State::Occupied || tag.is_some_and(|t| t != seen.tag) {
             return (Some(seen), None);
         }
         // Second read with the payload: the slot may have changed since; judge by this one.
-        let Some(seen) = s.read(Some(buf)) else {
+        let Some(seen) = s.read(Some(buf), writer) else {
             return (None, None);
         };
         if seen.state != State::Occupied || tag.is_some_and(|t| t != seen.tag) {
@@ -619,7 +661,7 @@ impl Table {
         (0..self.cap(r))
             .filter(|&i| {
                 self.slot(r, i)
-                    .read(None)
+                    .read(None, self.writer_pid(r))
                     .is_some_and(|s| s.state == State::Occupied)
             })
             .count() as u32
@@ -634,7 +676,7 @@ impl Table {
                 None => (0..self.cap(T::REGION))
                     .find(|&i| {
                         self.slot(T::REGION, i)
-                            .read(None)
+                            .read(None, self.writer_pid(T::REGION))
                             .is_some_and(|s| s.state != State::Occupied)
                     })
                     .ok_or(TableError::RegionFull {
@@ -731,7 +773,7 @@ impl Table {
             // tombstones right before it can become empty again (keeps chains short).
             let is_state = |j: u32, st: State| {
                 self.slot(T::REGION, j)
-                    .read(None)
+                    .read(None, self.writer_pid(T::REGION))
                     .is_some_and(|s| s.state == st)
             };
             if is_state((i + 1) & mask, State::Empty) {
@@ -748,6 +790,12 @@ impl Table {
             Ok(true)
         })
         .unwrap_or(false)
+    }
+
+    /// Records this process as the config writer (for readers' dead-writer detection).
+    fn claim_config_writer(&self) {
+        self.header(layout::word::CONTROL_PID)
+            .store(u64::from(std::process::id()), Ordering::Release);
     }
 
     /// Control start: a config slot left odd by a control process that died mid-write holds
@@ -844,10 +892,12 @@ impl Table {
     }
 
     /// Makes the config regions equal to `desired` (control, at start, rebuilding from the
-    /// store without disturbing a running dataplane): upserts what is missing or different,
-    /// then removes what is extra; never clear-then-fill, so an entry present in both the
-    /// table and `desired` stays readable throughout. On error the table holds a mix of old
-    /// and new entries; calling again converges.
+    /// store without disturbing a running dataplane). Never clear-then-fill: per region it
+    /// first rewrites in place the entries present in both that differ, then removes the
+    /// entries `desired` lacks, then inserts the new ones. An entry present in both the table
+    /// and `desired` stays readable throughout, and a full region can be turned over because
+    /// removals come before insertions. On error the table holds a mix of old and new
+    /// entries; calling again converges.
     pub fn sync_config(&self, desired: &ConfigSnapshot) -> Result<SyncReport, TableError> {
         let current = self.snapshot_config();
         let mut rep = SyncReport::default();
@@ -879,24 +929,35 @@ impl Table {
         rep: &mut SyncReport,
         remove: impl Fn(&T) -> Result<bool, TableError>,
     ) -> Result<(), TableError> {
+        let put = |d: &T| match T::REGION {
+            RegionId::Keys | RegionId::Revocations => self.hash_put(d),
+            _ => self.linear_put(d),
+        };
         let mut by_tag: HashMap<u64, Vec<&T>> = HashMap::new();
         for c in current {
             by_tag.entry(c.tag()).or_default().push(c);
         }
+        let find = |d: &T| {
+            by_tag
+                .get(&d.tag())
+                .and_then(|v| v.iter().find(|c| c.same(d)).copied())
+        };
+        // 1. Entries in both: rewrite in place where they differ (never absent meanwhile).
+        let mut missing = Vec::new();
+        for d in desired {
+            match find(d) {
+                Some(c) if c == d => rep.unchanged += 1,
+                Some(_) => {
+                    put(d)?;
+                    rep.upserted += 1;
+                }
+                None => missing.push(d),
+            }
+        }
+        // 2. Entries only in the table: remove them before inserting, so a full region can
+        //    be turned over (these are in neither the old-and-new intersection nor desired).
         let mut wanted: HashMap<u64, Vec<&T>> = HashMap::new();
         for d in desired {
-            let same = by_tag
-                .get(&d.tag())
-                .and_then(|v| v.iter().find(|c| c.same(d)));
-            if same.is_some_and(|c| *c == d) {
-                rep.unchanged += 1;
-            } else {
-                match T::REGION {
-                    RegionId::Keys | RegionId::Revocations => self.hash_put(d)?,
-                    _ => self.linear_put(d)?,
-                }
-                rep.upserted += 1;
-            }
             wanted.entry(d.tag()).or_default().push(d);
         }
         for c in current {
@@ -906,6 +967,11 @@ impl Table {
             if !keep && remove(c)? {
                 rep.removed += 1;
             }
+        }
+        // 3. Entries only in `desired`.
+        for d in missing {
+            put(d)?;
+            rep.upserted += 1;
         }
         Ok(())
     }
@@ -1022,10 +1088,12 @@ impl Table {
         }
     }
 
-    /// Dataplane start: clears every stats slot (the previous dataplane's streams are gone)
-    /// and marks event slots a crashed producer left unpublished as lost, so the consumer
+    /// Dataplane start: records this process as the stats and event writer, clears every
+    /// stats slot (the previous dataplane's streams are gone) and marks event slots a crashed producer left unpublished as lost, so the consumer
     /// does not wait on them. Call before any core claims a slot or pushes an event.
     pub fn reset_stats(&self) {
+        self.header(layout::word::DATAPLANE_PID)
+            .store(u64::from(std::process::id()), Ordering::Release);
         for i in 0..self.cap(RegionId::Stats) {
             let sl = self.slot(RegionId::Stats, i);
             sl.write(State::Empty, 0, &[]);
@@ -1074,22 +1142,21 @@ impl Table {
         let index = (n % u64::from(cap)) as u32;
         let sl = self.slot(RegionId::Events, index);
         let writing = n.wrapping_mul(2).wrapping_add(1);
-        let mut attempt = 0;
+        let mut patience = slot::Patience::new(self.writer_pid(RegionId::Events));
         loop {
             let cur = sl.seq().load(Ordering::Acquire);
             if cur > writing {
                 return Ok(());
             }
             if cur & 1 == 1 {
-                // An older lap's producer is still inside this slot; wait for it.
-                attempt += 1;
-                if attempt > EVENT_SLOT_WAITS {
+                // An older lap's producer is still inside this slot; wait for it unless it
+                // died there (the consumer then counts this event as lost).
+                if !patience.wait(cur) {
                     return Err(TableError::Busy {
                         region: RegionId::Events.name(),
                         index,
                     });
                 }
-                slot::backoff(attempt);
                 continue;
             }
             if sl
@@ -1149,7 +1216,7 @@ impl Table {
                 break;
             }
             if s1 == done {
-                match sl.read(Some(&mut buf)) {
+                match sl.read(Some(&mut buf), self.writer_pid(RegionId::Events)) {
                     Some(seen) if seen.seq == done && seen.state == State::Occupied => {
                         match rmp_serde::from_slice::<Event>(&buf) {
                             Ok(e) => batch.events.push(e),

@@ -29,12 +29,19 @@ impl State {
     }
 }
 
-/// How long a reader keeps retrying a slot that a writer holds or keeps changing before it
-/// gives up and treats the record as absent. A writer holds a slot for a copy of a few hundred
-/// bytes, so this is only reached when the writer was descheduled for that long or died
-/// inside the slot (then control's next start clears it). A bound in time rather than in
-/// attempts, because `yield_now` can return at once or after a whole timeslice.
-pub(crate) const READ_PATIENCE: Duration = Duration::from_millis(20);
+/// How long a slot may stay locked at the *same* odd sequence number before a reader gives
+/// up on it, when its writer process is gone (or unknown). A live writer holds a slot for a
+/// copy of a few hundred bytes; a sequence number that moves means the writer is alive and
+/// restarts this clock. Control's next start clears slots a dead writer left locked.
+pub(crate) const READ_PATIENCE: Duration = Duration::from_millis(100);
+
+/// The same, when the writer process still exists: it was descheduled inside the slot
+/// (heavy overload), so wait much longer before reporting the record absent.
+pub(crate) const LIVE_WRITER_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Hard bound on attempts, so a reader terminates even against a writer that rewrites the
+/// same slot without pause forever (no real writer does).
+pub(crate) const MAX_READ_ATTEMPTS: u32 = 1_000_000;
 
 /// Attempts before the reader starts looking at the clock (the uncontended path never does).
 const SPINS_BEFORE_CLOCK: u32 = 64;
@@ -83,21 +90,17 @@ impl<'a> Slot<'a> {
     }
 
     /// A consistent snapshot of the slot: state and tag, and (if `buf` is given and the slot
-    /// is occupied) the payload bytes. `None` if no consistent read happened within
-    /// [`READ_PATIENCE`].
-    pub(crate) fn read(&self, mut buf: Option<&mut Vec<u8>>) -> Option<Seen> {
-        let mut started: Option<Instant> = None;
-        let mut attempt = 0u32;
+    /// is occupied) the payload bytes. `None` if the slot stayed locked at one sequence
+    /// number too long (see [`Patience`]) or after [`MAX_READ_ATTEMPTS`].
+    /// `writer` is the pid of the process that writes this slot (0 if unknown).
+    pub(crate) fn read(&self, mut buf: Option<&mut Vec<u8>>, writer: u32) -> Option<Seen> {
+        let mut patience = Patience::new(writer);
         loop {
-            attempt = attempt.saturating_add(1);
-            if attempt >= SPINS_BEFORE_CLOCK
-                && started.get_or_insert_with(Instant::now).elapsed() > READ_PATIENCE
-            {
-                return None;
-            }
             let s1 = self.seq().load(Ordering::Acquire);
             if s1 & 1 == 1 {
-                backoff(attempt);
+                if !patience.wait(s1) {
+                    return None;
+                }
                 continue;
             }
             let meta = self.w(1).load(Ordering::Relaxed);
@@ -115,14 +118,17 @@ impl<'a> Slot<'a> {
                 }
             }
             fence(Ordering::Acquire);
-            if self.seq().load(Ordering::Relaxed) == s1 {
+            let s2 = self.seq().load(Ordering::Relaxed);
+            if s2 == s1 {
                 return Some(Seen {
                     state,
                     tag,
                     seq: s1,
                 });
             }
-            backoff(attempt);
+            if !patience.wait(s2) {
+                return None;
+            }
         }
     }
 
@@ -154,6 +160,58 @@ impl<'a> Slot<'a> {
     }
 }
 
+/// Waiting for a slot another writer holds: spin briefly, then yield, and give up only when
+/// the slot's sequence number has stayed at one odd value for [`READ_PATIENCE`] and its
+/// writer process is gone, or for [`LIVE_WRITER_PATIENCE`] in any case, or after
+/// [`MAX_READ_ATTEMPTS`].
+#[derive(Debug)]
+pub(crate) struct Patience {
+    writer: u32,
+    attempt: u32,
+    stuck: Option<(u64, Instant)>,
+}
+
+impl Patience {
+    /// `writer`: pid of the slot's writer process, 0 if unknown.
+    pub(crate) fn new(writer: u32) -> Patience {
+        Patience {
+            writer,
+            attempt: 0,
+            stuck: None,
+        }
+    }
+
+    /// Records a failed attempt that saw `seq` and waits a little; `false` means give up.
+    pub(crate) fn wait(&mut self, seq: u64) -> bool {
+        self.attempt = self.attempt.saturating_add(1);
+        if self.attempt > MAX_READ_ATTEMPTS {
+            return false;
+        }
+        if self.attempt > SPINS_BEFORE_CLOCK && seq & 1 == 1 {
+            match self.stuck {
+                Some((s, since)) if s == seq => {
+                    let waited = since.elapsed();
+                    if waited > LIVE_WRITER_PATIENCE
+                        || (waited > READ_PATIENCE && !process_alive(self.writer))
+                    {
+                        return false;
+                    }
+                }
+                _ => self.stuck = Some((seq, Instant::now())),
+            }
+        }
+        backoff(self.attempt);
+        true
+    }
+}
+
+/// Whether a process with this pid exists in our pid namespace (Linux `/proc`). Unknown (0)
+/// counts as gone. A writer in another pid namespace also reads as gone, which only shortens
+/// the wait to [`READ_PATIENCE`].
+fn process_alive(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Spin briefly, then let the writer's thread run.
 pub(crate) fn backoff(attempt: u32) {
     if attempt < 64 {
@@ -178,11 +236,11 @@ mod tests {
         assert_eq!(s.capacity(), 32);
         s.write(State::Occupied, 42, b"hello, seqlock!");
         let mut buf = Vec::new();
-        let seen = s.read(Some(&mut buf)).unwrap();
+        let seen = s.read(Some(&mut buf), 0).unwrap();
         assert_eq!((seen.state, seen.tag, seen.seq), (State::Occupied, 42, 2));
         assert_eq!(buf, b"hello, seqlock!");
         s.write(State::Tombstone, 0, &[]);
-        let seen = s.read(Some(&mut buf)).unwrap();
+        let seen = s.read(Some(&mut buf), 0).unwrap();
         assert_eq!(seen.state, State::Tombstone);
         assert!(buf.is_empty());
     }
@@ -192,9 +250,9 @@ mod tests {
         let w = words(6);
         let s = Slot::new(&w);
         s.seq().store(7, Ordering::Relaxed);
-        assert_eq!(s.read(None), None);
+        assert_eq!(s.read(None, 0), None);
         s.write(State::Occupied, 1, b"x");
-        assert_eq!(s.read(None).unwrap().seq, 8);
+        assert_eq!(s.read(None, 0).unwrap().seq, 8);
     }
 
     #[test]
@@ -203,7 +261,7 @@ mod tests {
         let s = Slot::new(&w);
         w[1].store(1 | (1 << 40), Ordering::Relaxed);
         let mut buf = Vec::new();
-        s.read(Some(&mut buf)).unwrap();
+        s.read(Some(&mut buf), 0).unwrap();
         assert_eq!(buf.len(), 16);
     }
 }

@@ -85,6 +85,8 @@ fn table_is_send_and_sync() {
 fn create_sets_mode_0600_and_dataplane_opens_it() {
     let p = TempPath::new("mode");
     let t = Table::create_or_open(&p.0, &small()).unwrap();
+    assert!(t.was_created());
+    assert!(!Table::create_or_open(&p.0, &small()).unwrap().was_created());
     let mode = std::fs::metadata(&p.0).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let d = Table::open(&p.0).unwrap();
@@ -272,7 +274,7 @@ fn keys_probe_tombstone_and_reuse() {
     assert_eq!(d.key("key-1"), None);
     assert!(d.snapshot_config().keys.is_empty());
     let empties = (0..16)
-        .filter(|&i| t.slot(RegionId::Keys, i).read(None).unwrap().state == State::Empty)
+        .filter(|&i| t.slot(RegionId::Keys, i).read(None, 0).unwrap().state == State::Empty)
         .count();
     assert!(empties > 0, "tombstones before an empty slot are reclaimed");
 }
@@ -386,6 +388,36 @@ fn sync_config_converges() {
         }
     );
     assert_eq!(t.generation(), g);
+}
+
+#[test]
+fn sync_config_turns_over_a_full_region() {
+    let p = TempPath::new("turnover");
+    let t = Table::create_or_open(&p.0, &small()).unwrap();
+    let old: Vec<_> = (0..4).map(|i| app(&format!("old{i}"), i)).collect();
+    let new: Vec<_> = (0..4).map(|i| app(&format!("new{i}"), i)).collect();
+    t.sync_config(&ConfigSnapshot {
+        apps: old,
+        ..Default::default()
+    })
+    .unwrap();
+    let rep = t
+        .sync_config(&ConfigSnapshot {
+            apps: new.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        rep,
+        SyncReport {
+            upserted: 4,
+            removed: 4,
+            unchanged: 0
+        }
+    );
+    let mut got = t.apps();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, new);
 }
 
 #[test]
@@ -599,15 +631,28 @@ fn control_restart_clears_half_written_config_slots() {
     t.put_key(&key("k")).unwrap();
     // Simulate a control process that died inside a write of app "a".
     let i = (0..4)
-        .find(|&i| t.slot(RegionId::Apps, i).read(None).unwrap().state == State::Occupied)
+        .find(|&i| t.slot(RegionId::Apps, i).read(None, 0).unwrap().state == State::Occupied)
         .unwrap();
     t.slot(RegionId::Apps, i)
         .seq()
         .fetch_add(1, Ordering::AcqRel);
+    // The recorded writer (this process) is alive: readers wait the long patience.
+    let started = std::time::Instant::now();
     assert_eq!(
         t.app("a"),
         None,
-        "a torn slot reads as absent, never as garbage"
+        "a locked slot reads as absent, never as garbage"
+    );
+    assert!(started.elapsed() >= slot::LIVE_WRITER_PATIENCE);
+    // A writer pid that cannot exist: readers give up after the short patience.
+    t.header(layout::word::CONTROL_PID)
+        .store(u64::from(u32::MAX), Ordering::Release);
+    let started = std::time::Instant::now();
+    assert_eq!(t.app("a"), None);
+    let waited = started.elapsed();
+    assert!(
+        waited >= slot::READ_PATIENCE && waited < slot::LIVE_WRITER_PATIENCE,
+        "{waited:?}"
     );
     let t2 = Table::create_or_open(&p.0, &small()).unwrap();
     assert_eq!(t2.app("a"), None);

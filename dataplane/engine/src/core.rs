@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::net::TcpListener;
 use glommio::timer::sleep;
 use sluice_table::Table;
 
 use crate::config::DataplaneConfig;
 use crate::registry::Registry;
+use crate::rtmp_ingest::Handoff;
 use crate::stream::Stream;
 
 /// Gateway-wide counters, exported through the table's stats for `/metrics`.
@@ -59,6 +61,13 @@ pub struct CoreCtx {
     pub egress_socket: UdpSocket,
     /// Sid sequence for this core.
     next_sid: std::cell::Cell<u64>,
+    /// This core's index in the handoff mesh (the index stream ownership is computed in).
+    pub mesh_id: usize,
+    /// Number of cores in the mesh.
+    pub mesh_peers: usize,
+    /// Senders to every core, for moving a connection to its stream's owner; `None` with one
+    /// core.
+    pub handoff: Option<Senders<Handoff>>,
 }
 
 impl CoreCtx {
@@ -79,16 +88,46 @@ impl CoreCtx {
 }
 
 /// The executor body.
-pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
+pub async fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    mesh: Option<MeshBuilder<Handoff, Full>>,
+) -> anyhow::Result<()> {
     let egress_socket = UdpSocket::bind("0.0.0.0:0")?;
     egress_socket.set_nonblocking(true)?;
+    let (handoff, receivers, mesh_id, mesh_peers) = match mesh {
+        Some(m) => {
+            let peers = m.nr_peers();
+            let (tx, rx) = m
+                .join()
+                .await
+                .map_err(|e| anyhow::anyhow!("joining the handoff mesh failed: {e}"))?;
+            let me = tx.peer_id();
+            (Some(tx), Some(rx), me, peers)
+        }
+        None => (None, None, 0, 1),
+    };
     let ctx = Rc::new(CoreCtx {
         id,
         shared: shared.clone(),
         streams: RefCell::new(HashMap::new()),
         egress_socket,
         next_sid: std::cell::Cell::new(0),
+        mesh_id,
+        mesh_peers,
+        handoff,
     });
+    if let Some(mut rx) = receivers {
+        for (_, receiver) in rx.streams() {
+            let ctx = ctx.clone();
+            glommio::spawn_local(async move {
+                while let Some(h) = receiver.recv().await {
+                    glommio::spawn_local(crate::rtmp_ingest::resume(h, ctx.clone())).detach();
+                }
+            })
+            .detach();
+        }
+    }
 
     let listener = TcpListener::bind(shared.cfg.rtmp_listen)
         .map_err(|e| anyhow::anyhow!("binding RTMP listener {}: {e}", shared.cfg.rtmp_listen))?;

@@ -8,6 +8,7 @@ mod admission;
 mod config;
 mod core;
 mod egress;
+mod ingest;
 mod packetize;
 mod registry;
 mod rtmp_ingest;
@@ -75,9 +76,16 @@ fn main() -> anyhow::Result<()> {
         counters: Default::default(),
     });
 
+    // Connections move to their stream's owner core through this mesh.
+    let mesh = (cores > 1).then(|| {
+        glommio::channels::channel_mesh::MeshBuilder::<crate::rtmp_ingest::Handoff, _>::full(
+            cores, 256,
+        )
+    });
     let mut handles = Vec::with_capacity(cores);
     for core in 0..cores {
         let shared = shared.clone();
+        let mesh = mesh.clone();
         let placement = if cores <= cpus {
             Placement::Fixed(core)
         } else {
@@ -85,7 +93,7 @@ fn main() -> anyhow::Result<()> {
         };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("sluice-core-{core}"))
-            .spawn(move || crate::core::run(core, shared))
+            .spawn(move || crate::core::run(core, shared, mesh))
             .map_err(|e| anyhow::anyhow!("starting executor {core}: {e}"))?;
         handles.push(h);
     }
@@ -95,8 +103,23 @@ fn main() -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("sluice-heartbeat".into())
         .spawn(move || {
+            let mut warned_missing = false;
             loop {
                 hb_table.dataplane_heartbeat(time::unix_ms());
+                if hb_table.is_replaced() {
+                    if hb_table.path().exists() {
+                        // Control rebuilt the table with another layout (an upgrade): this
+                        // process must map the new one. Exit so the supervisor restarts it.
+                        tracing::error!(path = %hb_table.path().display(),
+                            "table file replaced by a new layout; restarting to map it");
+                        std::process::exit(3);
+                    } else if !warned_missing {
+                        // Deleted under us: keep serving from the mapping we have.
+                        warned_missing = true;
+                        tracing::warn!(path = %hb_table.path().display(),
+                            "table file deleted; serving from the last mapping");
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(500));
             }
         })?;

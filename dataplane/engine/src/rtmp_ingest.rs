@@ -4,9 +4,16 @@
 //! that the sans-IO session (`sluice_proto::rtmp`) slices into messages and NAL units without
 //! copying. The allocation is freed when the last slice referring to it is dropped (after the
 //! packetizer and the GOP cache are done with it).
+//!
+//! A connection arrives on whichever core the kernel picked. Once its publish is admitted, the
+//! stream's owner core is known (see [`crate::ingest::owner_of`]); when that is another core,
+//! the connection moves there: its socket (duplicated, then the original closed), the session
+//! state and any bytes already read travel through the executors' channel mesh, and the owner
+//! carries on reading. From then on everything about the stream happens on one core.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -16,9 +23,10 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use sluice_proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
-use crate::admission::{self, AbortCode};
 use crate::core::CoreCtx;
-use crate::stream::{Stream, StreamIdentity};
+use crate::ingest::{self, AdmittedStream};
+use crate::registry::IpGuard;
+use crate::stream::Stream;
 
 /// Size of each receive allocation. Large reads mean few syscalls; the buffer is shared by
 /// every message sliced out of it.
@@ -26,10 +34,29 @@ const RECV_BUFFER: usize = 64 * 1024;
 /// How often a blocked read wakes up to check kicks and timeouts.
 const READ_POLL: Duration = Duration::from_millis(250);
 
-/// Serves one RTMP connection to completion.
+/// An RTMP connection moving to the core that owns its stream.
+pub struct Handoff {
+    fd: OwnedFd,
+    session: ServerSession,
+    rx: BytesMut,
+    peer: Option<SocketAddr>,
+    ip_guard: IpGuard,
+    admitted: AdmittedStream,
+}
+
+/// Connection state that moves with a handoff.
+struct Conn {
+    conn: TcpStream,
+    session: ServerSession,
+    rx: BytesMut,
+    peer: Option<SocketAddr>,
+    ip_guard: IpGuard,
+}
+
+/// Serves one RTMP connection accepted on this core.
 pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
     let peer = conn.peer_addr().ok();
-    let Some(_ip_guard) = peer.and_then(|p| {
+    let Some(ip_guard) = peer.and_then(|p| {
         ctx.shared
             .registry
             .connect_ip(p.ip(), ctx.shared.cfg.max_connections_per_ip)
@@ -45,138 +72,55 @@ pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
         return;
     };
     let _ = conn.set_nodelay(true);
-    if let Err(e) = run(conn, peer, &ctx).await {
-        tracing::info!(?peer, reason = %e, "RTMP connection closed");
+    if let Err(e) = conn.set_read_timeout(Some(READ_POLL)) {
+        tracing::warn!(error = %e, "set_read_timeout failed");
+        return;
     }
-}
-
-async fn run(
-    mut conn: TcpStream,
-    peer: Option<SocketAddr>,
-    ctx: &Rc<CoreCtx>,
-) -> anyhow::Result<()> {
     let mut random = [0u8; 1528];
     for chunk in random.chunks_mut(8) {
         let r: u64 = rand::random();
         chunk.copy_from_slice(&r.to_le_bytes()[..chunk.len()]);
     }
-    let mut session = ServerSession::new(SessionConfig::default(), random);
-    conn.set_read_timeout(Some(READ_POLL))
-        .map_err(|e| anyhow::anyhow!("set_read_timeout: {e}"))?;
-    let handshake_deadline =
-        Instant::now() + Duration::from_millis(ctx.shared.cfg.handshake_timeout_ms);
-    let mut stream: Option<Rc<RefCell<Stream>>> = None;
-    let mut rx = BytesMut::new();
+    let session = ServerSession::new(SessionConfig::default(), random);
+    let c = Conn {
+        conn,
+        session,
+        rx: BytesMut::new(),
+        peer,
+        ip_guard,
+    };
+    drive(c, None, &ctx).await;
+}
 
-    let result: anyhow::Result<()> = async {
-        loop {
-            if rx.capacity() < 4096 {
-                rx = BytesMut::with_capacity(RECV_BUFFER);
-                // glommio's read wants an initialised slice; zeroing once per allocation is
-                // far cheaper than a copy per message.
-                rx.resize(RECV_BUFFER, 0);
-            }
-            if rx.len() < rx.capacity() {
-                let cap = rx.capacity();
-                rx.resize(cap, 0);
-            }
-            let n = match conn.read(&mut rx[..]).await {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::TimedOut
-                        || e.kind() == std::io::ErrorKind::WouldBlock =>
-                {
-                    if let Some(s) = &stream {
-                        let s = s.borrow();
-                        if let Some(why) = s.should_close() {
-                            anyhow::bail!("{why}");
-                        }
-                    } else if Instant::now() > handshake_deadline {
-                        ctx.shared
-                            .counters
-                            .handshake_timeouts
-                            .fetch_add(1, Ordering::Relaxed);
-                        anyhow::bail!("handshake/publish not completed in time");
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let data = rx.split_to(n).freeze();
-            if let Err(e) = session.handle_input(data) {
-                ctx.shared
-                    .counters
-                    .protocol_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                anyhow::bail!("protocol error from peer: {e}");
-            }
-            while let Some(out) = session.poll_transmit() {
-                conn.write_all(&out).await?;
-            }
-            while let Some(ev) = session.poll_event() {
-                match ev {
-                    SessionEvent::PublishRequested {
-                        stream_key,
-                        app,
-                        tc_url,
-                        ..
-                    } => {
-                        if stream.is_some() {
-                            anyhow::bail!("second publish on one connection");
-                        }
-                        let host = tc_url.as_deref().and_then(host_of_tc_url);
-                        let url = format!(
-                            "{}/{}/{}",
-                            host.clone().unwrap_or_default(),
-                            app,
-                            stream_key
-                        );
-                        match admit(ctx, &stream_key, host.as_deref(), &url, peer, "rtmp") {
-                            Ok(s) => {
-                                session.accept_publish();
-                                stream = Some(s);
-                            }
-                            Err(refusal) => {
-                                ctx.shared
-                                    .counters
-                                    .refused_publishes
-                                    .fetch_add(1, Ordering::Relaxed);
-                                session
-                                    .reject_publish("NetStream.Publish.BadName", &refusal.reason);
-                                while let Some(out) = session.poll_transmit() {
-                                    conn.write_all(&out).await?;
-                                }
-                                conn.flush().await?;
-                                anyhow::bail!(
-                                    "publish refused ({}): {}",
-                                    refusal.code as u32,
-                                    refusal.reason
-                                );
-                            }
-                        }
-                        while let Some(out) = session.poll_transmit() {
-                            conn.write_all(&out).await?;
-                        }
-                    }
-                    SessionEvent::Media(m) => {
-                        if let Some(s) = &stream {
-                            s.borrow_mut().on_media(m, ctx);
-                        }
-                    }
-                    SessionEvent::Unpublished => return Ok(()),
-                    _ => {}
-                }
-            }
-            if let Some(s) = &stream
-                && let Some(why) = s.borrow().should_close()
-            {
-                anyhow::bail!("{why}");
-            }
-        }
+/// Resumes a connection handed over by another core, as the owner of its stream.
+pub async fn resume(h: Handoff, ctx: Rc<CoreCtx>) {
+    // SAFETY: the descriptor was duplicated for this handoff and is owned by nothing else.
+    let conn = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
+    if let Err(e) = conn.set_read_timeout(Some(READ_POLL)) {
+        tracing::warn!(error = %e, "set_read_timeout failed");
+        return;
     }
-    .await;
+    let stream = ingest::start_stream(&ctx, h.admitted);
+    let c = Conn {
+        conn,
+        session: h.session,
+        rx: h.rx,
+        peer: h.peer,
+        ip_guard: h.ip_guard,
+    };
+    drive(c, Some(stream), &ctx).await;
+}
 
+/// What the read loop ended with.
+enum Exit {
+    /// The connection is finished (closed, refused or failed), with the reason if abnormal.
+    Closed(anyhow::Result<()>),
+    /// The publish was admitted for a stream owned by another core.
+    Move(Box<AdmittedStream>, usize),
+}
+
+async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<CoreCtx>) {
+    let exit = pump(&mut c, &mut stream, ctx).await;
     if let Some(s) = stream.take() {
         let (sid, reason) = {
             let s = s.borrow();
@@ -185,84 +129,191 @@ async fn run(
         ctx.streams.borrow_mut().remove(&sid);
         s.borrow_mut().finish(reason, &ctx.shared.table);
     }
-    result
+    match exit {
+        Exit::Closed(Ok(())) => {}
+        Exit::Closed(Err(e)) => {
+            tracing::info!(peer = ?c.peer, reason = %e, "RTMP connection closed")
+        }
+        Exit::Move(admitted, owner) => {
+            let Some(tx) = ctx.handoff.as_ref() else {
+                return;
+            };
+            // The duplicate keeps the socket open when this core's handle is dropped; no
+            // read is in flight on it, so the owner core sees every byte after `c.rx`.
+            let fd = match rustix_dup(c.conn.as_raw_fd()) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dup failed; dropping connection");
+                    return;
+                }
+            };
+            let Conn {
+                conn,
+                session,
+                rx,
+                peer,
+                ip_guard,
+            } = c;
+            drop(conn);
+            let h = Handoff {
+                fd,
+                session,
+                rx,
+                peer,
+                ip_guard,
+                admitted: *admitted,
+            };
+            if tx.send_to(owner, h).await.is_err() {
+                tracing::warn!(owner, "owner core unreachable; connection dropped");
+            }
+        }
+    }
 }
 
-/// Runs admission and, when it passes, registers and starts the stream on this core.
-pub fn admit(
+fn rustix_dup(fd: std::os::fd::RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: `fd` is a valid open descriptor for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    borrowed.try_clone_to_owned()
+}
+
+async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<CoreCtx>) -> Exit {
+    let handshake_deadline =
+        Instant::now() + Duration::from_millis(ctx.shared.cfg.handshake_timeout_ms);
+    // Events may already be queued (a handoff carries the session as it was).
+    if let Some(exit) = handle_events(c, stream, ctx).await {
+        return exit;
+    }
+    loop {
+        if c.rx.capacity() < 4096 {
+            c.rx = BytesMut::with_capacity(RECV_BUFFER);
+        }
+        // glommio's read wants an initialised slice; zeroing once per allocation is far
+        // cheaper than a copy per message (after a split the remainder stays initialised).
+        if c.rx.len() < c.rx.capacity() {
+            let cap = c.rx.capacity();
+            c.rx.resize(cap, 0);
+        }
+        let n = match c.conn.read(&mut c.rx[..]).await {
+            Ok(0) => return Exit::Closed(Ok(())),
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                if let Some(s) = stream.as_ref() {
+                    if let Some(why) = s.borrow().should_close() {
+                        return Exit::Closed(Err(anyhow::anyhow!("{why}")));
+                    }
+                } else if Instant::now() > handshake_deadline {
+                    ctx.shared
+                        .counters
+                        .handshake_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Exit::Closed(Err(anyhow::anyhow!(
+                        "handshake/publish not completed in time"
+                    )));
+                }
+                continue;
+            }
+            Err(e) => return Exit::Closed(Err(e.into())),
+        };
+        let data = c.rx.split_to(n).freeze();
+        if let Err(e) = c.session.handle_input(data) {
+            ctx.shared
+                .counters
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            return Exit::Closed(Err(anyhow::anyhow!("protocol error from peer: {e}")));
+        }
+        if let Some(exit) = handle_events(c, stream, ctx).await {
+            return exit;
+        }
+        if let Some(s) = stream.as_ref()
+            && let Some(why) = s.borrow().should_close()
+        {
+            return Exit::Closed(Err(anyhow::anyhow!("{why}")));
+        }
+    }
+}
+
+async fn flush(c: &mut Conn) -> std::io::Result<()> {
+    while let Some(out) = c.session.poll_transmit() {
+        c.conn.write_all(&out).await?;
+    }
+    Ok(())
+}
+
+/// Sends what the session wants to send and acts on its events. `Some` ends the loop.
+async fn handle_events(
+    c: &mut Conn,
+    stream: &mut Option<Rc<RefCell<Stream>>>,
     ctx: &Rc<CoreCtx>,
-    key: &str,
-    host: Option<&str>,
-    url: &str,
-    peer: Option<SocketAddr>,
-    protocol: &'static str,
-) -> Result<Rc<RefCell<Stream>>, admission::Refusal> {
-    let table = &ctx.shared.table;
-    let sid = ctx.new_sid();
-    let identity_base = |channel: String, uid: String, app_id: String| StreamIdentity {
-        sid: sid.clone(),
-        app_id,
-        channel,
-        uid,
-        key: key.to_string(),
-        url: url.to_string(),
-        domain: host.unwrap_or_default().to_string(),
-        protocol,
-        peer,
-    };
-    let admitted = match admission::admit(table.as_ref(), key, host, crate::time::unix_s()) {
-        Ok(a) => a,
-        Err(refusal) => {
-            let id = identity_base(String::new(), String::new(), String::new());
-            crate::stream::push_abort(table, &id, &refusal);
-            return Err(refusal);
+) -> Option<Exit> {
+    if let Err(e) = flush(c).await {
+        return Some(Exit::Closed(Err(e.into())));
+    }
+    while let Some(ev) = c.session.poll_event() {
+        match ev {
+            SessionEvent::PublishRequested {
+                stream_key,
+                app,
+                tc_url,
+                ..
+            } => {
+                if stream.is_some() {
+                    return Some(Exit::Closed(Err(anyhow::anyhow!(
+                        "second publish on one connection"
+                    ))));
+                }
+                let host = tc_url.as_deref().and_then(host_of_tc_url);
+                let url = format!(
+                    "{}/{}/{}",
+                    host.clone().unwrap_or_default(),
+                    app,
+                    stream_key
+                );
+                match ingest::admit(ctx, &stream_key, host.as_deref(), &url, c.peer, "rtmp") {
+                    Ok(admitted) => {
+                        c.session.accept_publish();
+                        if let Err(e) = flush(c).await {
+                            return Some(Exit::Closed(Err(e.into())));
+                        }
+                        let owner = admitted.owner(ctx.mesh_peers);
+                        if owner != ctx.mesh_id && ctx.handoff.is_some() {
+                            return Some(Exit::Move(Box::new(admitted), owner));
+                        }
+                        *stream = Some(ingest::start_stream(ctx, admitted));
+                    }
+                    Err(refusal) => {
+                        ctx.shared
+                            .counters
+                            .refused_publishes
+                            .fetch_add(1, Ordering::Relaxed);
+                        c.session
+                            .reject_publish("NetStream.Publish.BadName", &refusal.reason);
+                        let _ = flush(c).await;
+                        let _ = c.conn.flush().await;
+                        return Some(Exit::Closed(Err(anyhow::anyhow!(
+                            "publish refused ({}): {}",
+                            refusal.code as u32,
+                            refusal.reason
+                        ))));
+                    }
+                }
+            }
+            SessionEvent::Media(m) => {
+                if let Some(s) = stream.as_ref() {
+                    s.borrow_mut().on_media(m, ctx);
+                }
+            }
+            SessionEvent::Unpublished => return Some(Exit::Closed(Ok(()))),
+            _ => {}
         }
-    };
-    let id = identity_base(
-        admitted.channel.clone(),
-        admitted.uid.clone(),
-        admitted.app.id.clone(),
-    );
-    let replace = matches!(
-        admitted.app.duplicate_policy,
-        sluice_table::DuplicatePolicy::ReplaceOld
-    );
-    let guard = match ctx.shared.registry.register(
-        crate::registry::ChannelUid {
-            app_id: admitted.app.id.clone(),
-            channel: admitted.channel.clone(),
-            uid: admitted.uid.clone(),
-        },
-        &sid,
-        ctx.shared.cfg.max_streams,
-        admitted.app.max_streams,
-        replace,
-    ) {
-        Ok(g) => g,
-        Err(e) => {
-            let refusal = match e {
-                crate::registry::RegisterError::Quota => admission::Refusal {
-                    code: AbortCode::Quota,
-                    reason: "concurrent stream quota exceeded".into(),
-                },
-                crate::registry::RegisterError::Conflict => admission::Refusal {
-                    code: AbortCode::Conflict,
-                    reason: "this channel and uid are already being published".into(),
-                },
-            };
-            crate::stream::push_abort(table, &id, &refusal);
-            return Err(refusal);
-        }
-    };
-    let max_bitrate = if admitted.app.max_bitrate_kbps != 0 {
-        admitted.app.max_bitrate_kbps
-    } else {
-        ctx.shared.cfg.max_bitrate_kbps
-    };
-    let stream = Stream::start(id, admitted.template_id.clone(), guard, max_bitrate, ctx);
-    let stream = Rc::new(RefCell::new(stream));
-    ctx.streams.borrow_mut().insert(sid, stream.clone());
-    Ok(stream)
+    }
+    if let Err(e) = flush(c).await {
+        return Some(Exit::Closed(Err(e.into())));
+    }
+    None
 }
 
 /// The host part of an RTMP tcUrl (`rtmp://host[:port]/app`), lowercased.

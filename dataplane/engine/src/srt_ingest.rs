@@ -14,7 +14,7 @@
 //! The sans-IO pieces of `sluice_proto::srt` do the protocol: the stateless
 //! [`Listener`] answers inductions with a SYN cookie (keyed by a random secret per process)
 //! and validates conclusions; the engine parses the stream id, runs the same admission as RTMP
-//! (`rtmp_ingest::admit`), accepts with the app's `srt_passphrase` or rejects with an SRT
+//! (`ingest::admit`), accepts with the app's `srt_passphrase` or rejects with an SRT
 //! reject reason ([`reject_reason_for`]); a [`Receiver`] per connection then does ACK/ACKACK,
 //! NAK, TSBPD and decryption; released payloads go through a [`TsMediaReader`] into the
 //! [`Stream`] the RTMP path uses.
@@ -51,7 +51,7 @@ use sluice_proto::ts::media::TsMediaReader;
 use crate::admission::{self, AbortCode};
 use crate::core::CoreCtx;
 use crate::registry::IpGuard;
-use crate::stream::{Stream, StreamIdentity};
+use crate::stream::Stream;
 
 /// Longest the task sleeps between timer checks. Half the ACK period, so ACKs go out within
 /// a few milliseconds of their 10 ms schedule.
@@ -348,9 +348,22 @@ impl Core {
         );
         let app = match pre {
             Ok(a) => a.app,
-            Err(refusal) => {
-                self.push_refusal(&sid.key, host.as_deref(), from, &refusal);
-                return Err((reject_reason_for(refusal.code), refusal.reason));
+            Err(_) => {
+                // The full admission records the documented aborted event (attributed to the
+                // app of the `h=` host, or the only app) and gives the refusal.
+                let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
+                return match crate::ingest::admit(
+                    &self.ctx,
+                    &sid.key,
+                    host.as_deref(),
+                    &url,
+                    Some(from),
+                    "srt",
+                ) {
+                    // The table changed in between: refuse this attempt, the caller retries.
+                    Ok(_) => Err((RejectReason::ISE, "admission raced a table update".into())),
+                    Err(refusal) => Err((reject_reason_for(refusal.code), refusal.reason)),
+                };
             }
         };
         let passphrase = match app.srt_passphrase.as_deref().filter(|p| !p.is_empty()) {
@@ -380,7 +393,7 @@ impl Core {
             .map_err(|e| (reject_reason_for_accept(&e), e.to_string()))?;
         let response = self.tx.get(..accepted.len).unwrap_or_default().to_vec();
         let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
-        let stream = crate::rtmp_ingest::admit(
+        let admitted = crate::ingest::admit(
             &self.ctx,
             &sid.key,
             host.as_deref(),
@@ -389,6 +402,9 @@ impl Core {
             "srt",
         )
         .map_err(|r| (reject_reason_for(r.code), r.reason))?;
+        // The stream runs on this core, not necessarily its owner core: the kernel steers a
+        // caller's datagrams to this core's socket, so the connection cannot move.
+        let stream = crate::ingest::start_stream(&self.ctx, admitted);
         let rcfg = ReceiverConfig::from_accepted(&accepted, passphrase);
         tracing::info!(peer = %from, latency_ms = accepted.latency.as_millis() as u64,
             encrypted = accepted.keys.is_some(), core = self.ctx.id, "SRT caller accepted");
@@ -406,37 +422,6 @@ impl Core {
         );
         self.by_peer.insert((from, accepted.peer_socket.0), local);
         Ok(local)
-    }
-
-    /// Records a key refusal in the event ring. The key named no app, so the event goes to
-    /// the app the ingest host (`h=`) belongs to, or the only app, so that app's events API
-    /// shows its refused publishers.
-    fn push_refusal(
-        &self,
-        key: &str,
-        host: Option<&str>,
-        from: SocketAddr,
-        refusal: &admission::Refusal,
-    ) {
-        let table = &self.ctx.shared.table;
-        let apps = table.apps();
-        let by_host = host.and_then(|h| {
-            apps.iter()
-                .find(|a| a.domains.iter().any(|d| d.eq_ignore_ascii_case(h)))
-        });
-        let app = by_host.or(if apps.len() == 1 { apps.first() } else { None });
-        let id = StreamIdentity {
-            sid: self.ctx.new_sid(),
-            app_id: app.map(|a| a.id.clone()).unwrap_or_default(),
-            channel: String::new(),
-            uid: String::new(),
-            key: key.to_string(),
-            url: format!("{}/{}", host.unwrap_or_default(), key),
-            domain: host.unwrap_or_default().to_string(),
-            protocol: "srt",
-            peer: Some(from),
-        };
-        crate::stream::push_abort(table, &id, refusal);
     }
 
     fn drop_stream(&self, s: &Rc<RefCell<Stream>>, abort: Option<admission::Refusal>) {

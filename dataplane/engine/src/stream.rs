@@ -64,6 +64,7 @@ pub struct Stream {
     pub app_id: String,
     template_id: Option<String>,
     begin_at_ms: u64,
+    core: u32,
     guard: StreamGuard,
     stats_slot: Option<StatsSlot>,
     video: Option<VideoRtp>,
@@ -117,6 +118,7 @@ impl Stream {
             id,
             template_id,
             begin_at_ms: now,
+            core: ctx.mesh_id as u32,
             guard,
             stats_slot,
             video: None,
@@ -150,7 +152,7 @@ impl Stream {
             closing_normal: false,
         };
         tracing::info!(sid = %s.sid, app = %s.app_id, channel = %s.id.channel, uid = %s.id.uid,
-            key = %mask_key(&s.id.key), protocol = s.id.protocol, core = ctx.id, "stream started");
+            key = %mask_key(&s.id.key), protocol = s.id.protocol, core = ctx.mesh_id, "stream started");
         s.push_event(table, EventKind::Connected, None, false);
         s.publish_stats(now, table);
         // Forwarders may have been configured before this core saw the stream.
@@ -448,7 +450,7 @@ impl Stream {
                 StreamStatus::Started
             },
             begin_at_ms: self.begin_at_ms,
-            core: 0,
+            core: self.core,
             video,
             audio,
             bytes_in_video: self.bytes_in_video,

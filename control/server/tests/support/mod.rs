@@ -82,6 +82,8 @@ pub struct Gateway {
 #[derive(Default)]
 pub struct GatewayOptions {
     pub extra_app_toml: String,
+    /// Lines added to the `[dataplane]` section.
+    pub extra_dataplane_toml: String,
     pub extra_toml: String,
 }
 
@@ -125,6 +127,7 @@ cores = 2
 rtmp_listen = "127.0.0.1:{rtmp_port}"
 srt_listen = "127.0.0.1:{srt_port}"
 http_listen = "127.0.0.1:{http_port}"
+{extra_dp}
 
 [table]
 path = "{table}"
@@ -132,6 +135,7 @@ path = "{table}"
 "#,
             data = dir.path().join("data").display(),
             extra_app = opts.extra_app_toml,
+            extra_dp = opts.extra_dataplane_toml,
             table = table_path.display(),
             extra = opts.extra_toml,
         );
@@ -460,4 +464,160 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// A cheap publisher (160x120 at 10 fps) for tests that run several at once.
+pub fn ffmpeg_publish_rtmp_small(url: &str, seconds: u32) -> Child {
+    require_tool("ffmpeg");
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "32k",
+            "-f",
+            "flv",
+            url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning ffmpeg")
+}
+
+/// A minimal, deliberately naive RTMP publisher for bad-input tests: plain handshake, then
+/// whatever messages the test writes (built with sluice-proto's chunk encoder and AMF0).
+pub struct RawRtmp {
+    pub stream: TcpStream,
+    enc: sluice_proto::rtmp::chunk::ChunkEncoder,
+}
+
+impl RawRtmp {
+    /// Connects and completes the plain handshake.
+    pub fn connect(port: u16) -> std::io::Result<RawRtmp> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut c0c1 = vec![3u8];
+        c0c1.extend(std::iter::repeat_n(0u8, 8));
+        c0c1.extend((0..1528u32).map(|i| (i * 7 + 3) as u8));
+        s.write_all(&c0c1)?;
+        let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+        s.read_exact(&mut s0s1s2)?;
+        // C2 echoes S1.
+        s.write_all(&s0s1s2[1..1537])?;
+        Ok(RawRtmp {
+            stream: s,
+            enc: sluice_proto::rtmp::chunk::ChunkEncoder::new(),
+        })
+    }
+
+    /// Sends one message on chunk stream `csid`.
+    pub fn send(
+        &mut self,
+        csid: u32,
+        type_id: u8,
+        stream_id: u32,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
+        let mut out = bytes::BytesMut::new();
+        self.enc.encode(
+            sluice_proto::rtmp::chunk::ChunkStreamId::new(csid).unwrap(),
+            0,
+            type_id,
+            sluice_proto::rtmp::chunk::MessageStreamId(stream_id),
+            payload,
+            &mut out,
+        );
+        self.stream.write_all(&out)
+    }
+
+    /// Sends an AMF0 command (message type 20).
+    pub fn command(
+        &mut self,
+        stream_id: u32,
+        values: &[sluice_proto::amf0::Amf0Value],
+    ) -> std::io::Result<()> {
+        let mut body = Vec::new();
+        for v in values {
+            sluice_proto::amf0::encode(v, &mut body);
+        }
+        self.send(3, 20, stream_id, &body)
+    }
+
+    /// connect, createStream and publish `key` (the reply bytes are not parsed).
+    pub fn publish(&mut self, key: &str) -> std::io::Result<()> {
+        use sluice_proto::amf0::Amf0Value as V;
+        self.command(
+            0,
+            &[
+                V::String("connect".into()),
+                V::Number(1.0),
+                V::Object(vec![
+                    ("app".into(), V::String("live".into())),
+                    ("tcUrl".into(), V::String("rtmp://127.0.0.1/live".into())),
+                ]),
+            ],
+        )?;
+        self.command(
+            0,
+            &[V::String("createStream".into()), V::Number(2.0), V::Null],
+        )?;
+        self.command(
+            1,
+            &[
+                V::String("publish".into()),
+                V::Number(3.0),
+                V::Null,
+                V::String(key.into()),
+                V::String("live".into()),
+            ],
+        )
+    }
+
+    /// Reads until the server closes the connection or `timeout` passes; true when closed.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        closed_within(&mut self.stream, timeout)
+    }
+}
+
+/// Reads from `s` until the peer closes it or `timeout` passes; true when closed.
+pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }

@@ -267,22 +267,26 @@ impl ChunkDecoder {
     pub fn poll_message(&mut self) -> Result<Option<Message>, ChunkError> {
         loop {
             if let Some((csid, remaining)) = self.current {
-                let Some(mut front) = self.input.pop_front() else {
+                if self.input.is_empty() {
                     return Ok(None);
-                };
-                let msg = self.read_payload(csid, remaining, &mut front)?;
-                if !front.is_empty() {
-                    self.input.push_front(front);
                 }
-                if let Some(msg) = msg {
+                if let Some(msg) = self.read_payload(csid, remaining)? {
                     self.apply_control(&msg)?;
                     return Ok(Some(msg));
                 }
                 continue;
             }
-            let mut peek = [0u8; MAX_HEADER_LEN];
-            let n = self.peek(&mut peek);
-            let Some(header) = self.parse_header(peek.get(..n).unwrap_or_default())? else {
+            // A header that lies whole in the front buffer is parsed in place; only one that
+            // may straddle two input buffers goes through the peek copy.
+            let header = match self.input.front() {
+                Some(front) if front.len() >= MAX_HEADER_LEN => self.parse_header(front)?,
+                _ => {
+                    let mut peek = [0u8; MAX_HEADER_LEN];
+                    let n = self.peek(&mut peek);
+                    self.parse_header(peek.get(..n).unwrap_or_default())?
+                }
+            };
+            let Some(header) = header else {
                 return Ok(None);
             };
             self.consume(header.len);
@@ -320,7 +324,8 @@ impl ChunkDecoder {
         }
     }
 
-    /// Parses a header from `buf` (at most 18 bytes); `Ok(None)` if it needs more bytes.
+    /// Parses a header at the start of `buf` (bytes past the header are ignored); `Ok(None)`
+    /// if it needs more bytes.
     fn parse_header(&self, buf: &[u8]) -> Result<Option<Header>, ChunkError> {
         let Some(&b0) = buf.first() else {
             return Ok(None);
@@ -451,20 +456,26 @@ impl ChunkDecoder {
         Ok(None)
     }
 
-    /// Reads the current chunk's payload from `front`; returns a message when one completes.
-    fn read_payload(
-        &mut self,
-        csid: u32,
-        remaining: u32,
-        front: &mut Bytes,
-    ) -> Result<Option<Message>, ChunkError> {
+    /// Reads the current chunk's payload from the front input buffer; returns a message when
+    /// one completes.
+    ///
+    /// Fast path: while the chunk just read leaves its message incomplete and the same buffer
+    /// holds the next chunk of the same stream whole behind a one-byte format 3 header (the
+    /// steady state of a large message at a small chunk size), that chunk is read here
+    /// directly, skipping the general header parse. It makes exactly the decisions the
+    /// general path would (`start_chunk` on a continuing format 3 header changes no state).
+    fn read_payload(&mut self, csid: u32, remaining: u32) -> Result<Option<Message>, ChunkError> {
+        let chunk_size = self.chunk_size as usize;
+        let Some(front) = self.input.front_mut() else {
+            return Ok(None);
+        };
         let Some(st) = self.streams.iter_mut().find(|st| st.csid == csid) else {
             // Unreachable: `current` is only set for a stream in the map.
             self.current = None;
             return Ok(None);
         };
-        let remaining_usize = remaining as usize;
-        let take = remaining_usize.min(front.len());
+        let mut remaining = remaining as usize;
+        let mut take = remaining.min(front.len());
         let message = |st: &StreamState, payload: Bytes| Message {
             csid: ChunkStreamId(csid),
             timestamp: st.timestamp,
@@ -472,10 +483,14 @@ impl ChunkDecoder {
             stream_id: MessageStreamId(st.stream_id),
             payload,
         };
-        if st.partial.is_none() && remaining == st.length && take == remaining_usize {
+        if st.partial.is_none() && remaining == st.length as usize && take == remaining {
             // Whole message in one chunk in one input buffer: zero copy.
             self.current = None;
-            return Ok(Some(message(st, front.split_to(take))));
+            let msg = message(st, front.split_to(take));
+            if front.is_empty() {
+                self.input.pop_front();
+            }
+            return Ok(Some(msg));
         }
         if st.partial.is_none() {
             if self.partials >= self.limits.max_partial_streams {
@@ -486,24 +501,49 @@ impl ChunkDecoder {
                 (st.length as usize).min(INITIAL_REASSEMBLY_CAPACITY),
             ));
         }
-        if self.held.saturating_add(take) > self.limits.max_reassembly_bytes {
-            return Err(ChunkError::LimitReassemblyBytes);
-        }
         let Some(buf) = st.partial.as_mut() else {
             return Ok(None);
         };
-        // The copy chunk framing forces: this message spans chunks or input buffers.
-        buf.extend_from_slice(front.get(..take).unwrap_or_default());
-        front.advance(take);
-        self.held += take;
-        let left = remaining - take as u32;
-        if left > 0 {
-            self.current = Some((csid, left));
+        // The one-byte basic header of a format 3 chunk on this stream, when it has one.
+        let fmt3 = u8::try_from(csid)
+            .ok()
+            .filter(|&c| c < 64 && !st.extended)
+            .map(|c| 0xC0 | c);
+        loop {
+            if self.held.saturating_add(take) > self.limits.max_reassembly_bytes {
+                return Err(ChunkError::LimitReassemblyBytes);
+            }
+            // The copy chunk framing forces: this message spans chunks or input buffers.
+            buf.extend_from_slice(front.get(..take).unwrap_or_default());
+            front.advance(take);
+            self.held += take;
+            remaining -= take;
+            if remaining > 0 {
+                // The input buffer ran out inside the chunk.
+                self.current = Some((csid, remaining as u32));
+                self.input.pop_front();
+                return Ok(None);
+            }
+            let msg_left = (st.length as usize).saturating_sub(buf.len());
+            if msg_left == 0 {
+                break;
+            }
+            let next = msg_left.min(chunk_size);
+            if fmt3.is_some() && front.first().copied() == fmt3 && front.len() > next {
+                front.advance(1);
+                take = next;
+                remaining = next;
+                continue;
+            }
+            self.current = None;
+            if front.is_empty() {
+                self.input.pop_front();
+            }
             return Ok(None);
         }
         self.current = None;
-        if buf.len() < st.length as usize {
-            return Ok(None);
+        if front.is_empty() {
+            self.input.pop_front();
         }
         let payload = st.partial.take().unwrap_or_default().freeze();
         self.held -= payload.len();
@@ -709,6 +749,65 @@ mod tests {
             out.push(m);
         }
         out
+    }
+
+    /// Messages at the default chunk size on one-byte, extended-timestamp and two-byte chunk
+    /// streams, interleaved, as one buffer.
+    fn fast_path_wire() -> (Bytes, Vec<(u32, u32, Vec<u8>)>) {
+        let mut enc = ChunkEncoder::new();
+        let mut wire = BytesMut::new();
+        let mut expect = vec![];
+        let specs: [(u32, u32, usize); 6] = [
+            (6, 0, 1000),
+            (4, 5, 200),
+            (6, 0x0100_0000, 700),
+            (70, 40, 400),
+            (6, 0x0100_0021, 129),
+            (6, 0x0100_0042, 128),
+        ];
+        for (i, (csid, ts, len)) in specs.into_iter().enumerate() {
+            let payload: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
+            let id = ChunkStreamId::new(csid).unwrap();
+            enc.encode(id, ts, 9, MessageStreamId(1), &payload, &mut wire);
+            expect.push((csid, ts, payload));
+        }
+        (wire.freeze(), expect)
+    }
+
+    #[test]
+    fn format3_fast_path_matches_byte_by_byte_decoding() {
+        let (wire, expect) = fast_path_wire();
+        let mut whole = ChunkDecoder::default();
+        whole.push(wire.clone());
+        let fast = decode_all(&mut whole);
+        let mut slow_dec = ChunkDecoder::default();
+        let mut slow = vec![];
+        for i in 0..wire.len() {
+            slow_dec.push(wire.slice(i..i + 1));
+            slow.extend(decode_all(&mut slow_dec));
+        }
+        assert_eq!(fast, slow);
+        let got: Vec<(u32, u32, Vec<u8>)> = fast
+            .iter()
+            .map(|m| (m.csid.get(), m.timestamp, m.payload.to_vec()))
+            .collect();
+        assert_eq!(got, expect);
+        assert_eq!(whole.reassembly_bytes(), 0);
+        assert_eq!(whole.queued_input(), 0);
+    }
+
+    #[test]
+    fn format3_fast_path_enforces_the_reassembly_cap() {
+        let mut enc = ChunkEncoder::new();
+        let mut wire = BytesMut::new();
+        let id = ChunkStreamId::new(6).unwrap();
+        enc.encode(id, 0, 9, MessageStreamId(1), &[1; 5000], &mut wire);
+        let mut dec = ChunkDecoder::new(ChunkLimits {
+            max_reassembly_bytes: 1000,
+            ..ChunkLimits::default()
+        });
+        dec.push(wire.freeze());
+        assert_eq!(dec.poll_message(), Err(ChunkError::LimitReassemblyBytes));
     }
 
     #[test]

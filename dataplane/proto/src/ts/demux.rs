@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::packet::{CcTracker, CcVerdict, Framer, PACKET_SIZE, PacketHeader, Pid, Scrambling};
+use super::packet::{CcTracker, CcVerdict, CompactHeader, Framer, PACKET_SIZE, Pid};
 use super::pes::{Pes, PesAssembler, PesError, split_opus_packets};
 use super::psi::{EsCodec, Pat, Pmt, PsiError, Section, SectionAssembler, StreamType};
 
@@ -92,7 +92,7 @@ pub struct DemuxStats {
     pub skipped_bytes: u64,
     /// Packets copied because they straddled pushed buffers.
     pub straddled_packets: u64,
-    /// Packets rejected by [`PacketHeader::parse`] (bad adaptation field).
+    /// Packets rejected by [`super::packet::PacketHeader::parse`] (bad adaptation field).
     pub malformed_packets: u64,
     /// Packets with the transport error indicator set (dropped).
     pub transport_errors: u64,
@@ -191,8 +191,10 @@ impl Demuxer {
     pub fn push(&mut self, data: Bytes) {
         self.framer.push(data);
         while let Some(run) = self.framer.next_run() {
-            for at in (0..run.len()).step_by(PACKET_SIZE) {
-                self.handle_packet(&run, at);
+            for (i, raw) in run.chunks_exact(PACKET_SIZE).enumerate() {
+                if let Ok(raw) = <&[u8; PACKET_SIZE]>::try_from(raw) {
+                    self.handle_packet(&run, raw, i * PACKET_SIZE);
+                }
             }
         }
     }
@@ -244,72 +246,101 @@ impl Demuxer {
         self.streams.iter().map(|s| s.stream).collect()
     }
 
-    /// Handles the packet at `run[at..at + PACKET_SIZE]`.
-    fn handle_packet(&mut self, run: &Bytes, at: usize) {
-        let Some(raw) = run.get(at..at + PACKET_SIZE) else {
-            return;
-        };
-        let p = match PacketHeader::parse(raw) {
+    /// Handles the packet `raw`, which is `run[at..at + PACKET_SIZE]`.
+    #[inline]
+    fn handle_packet(&mut self, run: &Bytes, raw: &[u8; PACKET_SIZE], at: usize) {
+        let p = match CompactHeader::parse(raw) {
             Ok(p) => p,
             Err(_) => {
                 self.stats.malformed_packets += 1;
                 return;
             }
         };
-        if p.tei {
+        if p.tei() {
             self.stats.transport_errors += 1;
             return;
         }
-        let pid = p.pid;
+        let pid = p.pid();
         let is_pat = self.pat.pid == Some(pid);
         let is_pmt = !is_pat && self.pmt.pid == Some(pid);
-        let es = if is_pat || is_pmt {
-            None
-        } else {
-            match self.streams.iter().position(|s| s.stream.pid == pid) {
-                Some(i) => Some(i),
-                None => return,
-            }
+        if is_pat || is_pmt {
+            self.handle_psi_packet(&p, is_pat, run, raw, at);
+            return;
+        }
+        let Some(i) = self.streams.iter().position(|s| s.stream.pid == pid) else {
+            return;
         };
-        if p.scrambling != Scrambling::None {
+        if p.scrambled() {
             self.stats.scrambled_packets += 1;
             return;
         }
-        let (cc, cc_errors) = match es.and_then(|i| self.streams.get_mut(i)) {
-            Some(s) => (&mut s.cc, &mut s.cc_errors),
-            None if is_pat => (&mut self.pat.cc, &mut self.pat.cc_errors),
-            None => (&mut self.pmt.cc, &mut self.pmt.cc_errors),
+        let Some(s) = self.streams.get_mut(i) else {
+            return;
         };
-        match cc.check_packet(&p, raw) {
+        match s.cc.check_compact(&p, raw) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;
                 return;
             }
             CcVerdict::Discontinuity => {
-                *cc_errors += 1;
+                s.cc_errors += 1;
                 self.stats.cc_errors += 1;
-                match es.and_then(|i| self.streams.get_mut(i)) {
-                    Some(s) => {
-                        if s.pes.discard() {
-                            self.stats.pes_discarded += 1;
-                        }
-                    }
-                    None if is_pat => self.pat.sections.reset(),
-                    None => self.pmt.sections.reset(),
+                if s.pes.discard() {
+                    self.stats.pes_discarded += 1;
                 }
             }
         }
-        let Some(offset) = p.payload_offset else {
+        let Some(offset) = p.payload_offset() else {
             return;
         };
-        let payload = at + offset..at + PACKET_SIZE;
-        match es {
-            Some(i) => self.handle_pes_payload(i, p.pusi, p.random_access(), run, payload),
-            None => self.handle_psi_payload(is_pat, p.pusi, run.slice(payload)),
+        // The common case, a packet continuing a PES, needs nothing else.
+        if !p.pusi()
+            && s.pes
+                .append_continuation(raw.get(offset..).unwrap_or_default())
+        {
+            return;
         }
+        let payload = at + offset..at + PACKET_SIZE;
+        self.handle_pes_payload(i, p.pusi(), p.random_access(), run, payload);
     }
 
+    /// The rest of [`Demuxer::handle_packet`] for a packet on the PAT or PMT PID.
+    #[cold]
+    fn handle_psi_packet(
+        &mut self,
+        p: &CompactHeader,
+        is_pat: bool,
+        run: &Bytes,
+        raw: &[u8; PACKET_SIZE],
+        at: usize,
+    ) {
+        if p.scrambled() {
+            self.stats.scrambled_packets += 1;
+            return;
+        }
+        let psi = if is_pat { &mut self.pat } else { &mut self.pmt };
+        match psi.cc.check_compact(p, raw) {
+            CcVerdict::Ok => {}
+            CcVerdict::Duplicate => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            CcVerdict::Discontinuity => {
+                psi.cc_errors += 1;
+                self.stats.cc_errors += 1;
+                psi.sections.reset();
+            }
+        }
+        let Some(offset) = p.payload_offset() else {
+            return;
+        };
+        self.handle_psi_payload(is_pat, p.pusi(), run.slice(at + offset..at + PACKET_SIZE));
+    }
+
+    /// Feeds a PES payload, `run[payload]`, through the general path of the stream's
+    /// assembler and emits what completes.
+    #[inline(never)]
     fn handle_pes_payload(
         &mut self,
         i: usize,

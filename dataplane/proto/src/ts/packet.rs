@@ -234,6 +234,103 @@ impl PacketHeader {
     }
 }
 
+/// The header fields the demuxer reads for every packet, validated exactly as
+/// [`PacketHeader::parse`] validates (same accept/reject decision, same error), but without
+/// decoding the PCR or building the optional adaptation field: the per-packet fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactHeader {
+    /// Header bytes 1 and 2 (flags and PID).
+    b12: u16,
+    /// Header byte 3 (scrambling, adaptation field control, continuity counter).
+    b3: u8,
+    /// The adaptation field's flags byte; 0 when there is no adaptation field or it is empty.
+    af_flags: u8,
+    /// Offset of the payload within the packet (at most [`PACKET_SIZE`]).
+    payload_offset: u8,
+}
+
+impl CompactHeader {
+    /// Validates one packet (see [`PacketHeader::parse`] for the rules).
+    #[inline]
+    pub fn parse(buf: &[u8; PACKET_SIZE]) -> Result<CompactHeader, PacketError> {
+        let [sync, b1, b2, b3, af_len, af_flags, ..] = *buf;
+        if sync != SYNC_BYTE {
+            return Err(PacketError::NoSync);
+        }
+        let (af_flags, payload_offset) = match (b3 >> 4) & 0b11 {
+            0b01 => (0, 4),
+            afc @ (0b10 | 0b11) => {
+                let max = if afc == 0b11 { 182 } else { 183 };
+                if af_len > max {
+                    return Err(PacketError::AdaptationFieldLength(af_len));
+                }
+                let flags = if af_len == 0 { 0 } else { af_flags };
+                // A PCR needs the flags byte plus six bytes.
+                if flags & 0x10 != 0 && af_len < 7 {
+                    return Err(PacketError::AdaptationFieldOverrun);
+                }
+                (flags, 5 + af_len)
+            }
+            _ => return Err(PacketError::ReservedAdaptationControl),
+        };
+        Ok(CompactHeader {
+            b12: u16::from_be_bytes([b1, b2]),
+            b3,
+            af_flags,
+            payload_offset,
+        })
+    }
+
+    /// `transport_error_indicator`.
+    #[inline]
+    pub fn tei(&self) -> bool {
+        self.b12 & 0x8000 != 0
+    }
+
+    /// `payload_unit_start_indicator`.
+    #[inline]
+    pub fn pusi(&self) -> bool {
+        self.b12 & 0x4000 != 0
+    }
+
+    /// The packet identifier.
+    #[inline]
+    pub fn pid(&self) -> Pid {
+        Pid::new(self.b12)
+    }
+
+    /// True when `transport_scrambling_control` is not `00`.
+    #[inline]
+    pub fn scrambled(&self) -> bool {
+        self.b3 & 0xc0 != 0
+    }
+
+    /// `continuity_counter`, 4 bits.
+    #[inline]
+    pub fn cc(&self) -> u8 {
+        self.b3 & 0x0f
+    }
+
+    /// True when the adaptation field's discontinuity indicator is set.
+    #[inline]
+    pub fn discontinuity(&self) -> bool {
+        self.af_flags & 0x80 != 0
+    }
+
+    /// True when the adaptation field's random access indicator is set.
+    #[inline]
+    pub fn random_access(&self) -> bool {
+        self.af_flags & 0x40 != 0
+    }
+
+    /// Offset of the payload within the packet, when `adaptation_field_control` announces
+    /// one (it may then be [`PACKET_SIZE`], an empty payload).
+    #[inline]
+    pub fn payload_offset(&self) -> Option<usize> {
+        (self.b3 & 0x10 != 0).then_some(usize::from(self.payload_offset))
+    }
+}
+
 /// A validated 188-byte transport packet. Construction checks every length, so no accessor
 /// can fail afterwards; the payload is a slice of the buffer the packet was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,26 +474,49 @@ impl CcTracker {
         }
     }
 
-    /// [`CcTracker::check`] for a whole packet (`raw`, [`PACKET_SIZE`] bytes, already
-    /// validated as `header`): a packet repeating the counter counts as a duplicate only if
-    /// its tail bytes match the previous packet's, so losing exactly 15 packets is caught.
+    /// [`CcTracker::check_packet`] for a packet validated as a [`CompactHeader`].
     #[inline]
-    pub fn check_packet(&mut self, header: &PacketHeader, raw: &[u8]) -> CcVerdict {
+    pub fn check_compact(&mut self, header: &CompactHeader, raw: &[u8; PACKET_SIZE]) -> CcVerdict {
+        self.check_with_fingerprint(
+            header.cc(),
+            header.payload_offset().is_some(),
+            header.discontinuity(),
+            raw,
+        )
+    }
+
+    #[inline]
+    fn check_with_fingerprint(
+        &mut self,
+        cc: u8,
+        has_payload: bool,
+        discontinuity: bool,
+        raw: &[u8],
+    ) -> CcVerdict {
         let fingerprint = raw
             .last_chunk::<FINGERPRINT_LEN>()
             .copied()
             .unwrap_or_default();
         let previous = std::mem::replace(&mut self.fingerprint, fingerprint);
-        let verdict = self.check(
-            header.cc,
-            header.payload_offset.is_some(),
-            header.discontinuity(),
-        );
+        let verdict = self.check(cc, has_payload, discontinuity);
         if verdict == CcVerdict::Duplicate && previous != fingerprint {
             self.duplicate_seen = false;
             return CcVerdict::Discontinuity;
         }
         verdict
+    }
+
+    /// [`CcTracker::check`] for a whole packet (`raw`, [`PACKET_SIZE`] bytes, already
+    /// validated as `header`): a packet repeating the counter counts as a duplicate only if
+    /// its tail bytes match the previous packet's, so losing exactly 15 packets is caught.
+    #[inline]
+    pub fn check_packet(&mut self, header: &PacketHeader, raw: &[u8]) -> CcVerdict {
+        self.check_with_fingerprint(
+            header.cc,
+            header.payload_offset.is_some(),
+            header.discontinuity(),
+            raw,
+        )
     }
 }
 
@@ -468,11 +588,10 @@ impl Framer {
             return None;
         }
         let front = self.chunks.front()?;
-        let mut n = 0;
-        while front.get(n * PACKET_SIZE) == Some(&SYNC_BYTE) && front.len() >= (n + 1) * PACKET_SIZE
-        {
-            n += 1;
-        }
+        let n = front
+            .chunks_exact(PACKET_SIZE)
+            .take_while(|p| p.first() == Some(&SYNC_BYTE))
+            .count();
         if n == 0 {
             self.stats.packets += 1;
             return Some(self.take_packet());
@@ -669,6 +788,63 @@ mod tests {
             Packet::parse(Bytes::from(raw)),
             Err(PacketError::AdaptationFieldOverrun)
         );
+    }
+
+    fn assert_compact_agrees(raw: &[u8; PACKET_SIZE]) {
+        let full = PacketHeader::parse(raw);
+        let compact = CompactHeader::parse(raw);
+        match (full, compact) {
+            (Ok(f), Ok(c)) => {
+                assert_eq!(f.tei, c.tei());
+                assert_eq!(f.pusi, c.pusi());
+                assert_eq!(f.pid, c.pid());
+                assert_eq!(f.scrambling != Scrambling::None, c.scrambled());
+                assert_eq!(f.cc, c.cc());
+                assert_eq!(f.discontinuity(), c.discontinuity());
+                assert_eq!(f.random_access(), c.random_access());
+                assert_eq!(f.payload_offset, c.payload_offset());
+            }
+            (f, c) => assert_eq!(f.err(), c.err()),
+        }
+    }
+
+    #[test]
+    fn compact_header_agrees_with_full_parse_on_edge_cases() {
+        let mut cases = vec![
+            pkt(0x101, true, 7, None, &[1, 2, 3]),
+            pkt(0x100, false, 3, Some(&[0x50, 1, 2, 3, 4, 5, 6]), &[9; 10]),
+            pkt(0x100, false, 3, Some(&[0xc0]), &[]),
+        ];
+        for afc in 0..4u8 {
+            for len in [0u8, 1, 6, 7, 182, 183, 184, 255] {
+                for flags in [0x00u8, 0x10, 0x80, 0x40, 0xff] {
+                    let mut raw = vec![SYNC_BYTE, 0x41, 0x00, (afc << 4) | 0x45, len, flags];
+                    raw.resize(PACKET_SIZE, 0xab);
+                    cases.push(raw);
+                }
+            }
+        }
+        let mut bad_sync = pkt(0x100, false, 0, None, &[]);
+        bad_sync[0] = 0x46;
+        cases.push(bad_sync);
+        for raw in cases {
+            assert_compact_agrees(raw.as_slice().try_into().unwrap());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_header_agrees_with_full_parse(
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 16),
+            sync in proptest::prelude::any::<bool>(),
+        ) {
+            let mut raw = [0x5au8; PACKET_SIZE];
+            raw[..16].copy_from_slice(&head);
+            if sync {
+                raw[0] = SYNC_BYTE;
+            }
+            assert_compact_agrees(&raw);
+        }
     }
 
     #[test]

@@ -191,8 +191,12 @@ pub struct PesAssembler {
     length_known: bool,
     random_access: bool,
     active: bool,
-    /// Size of the last PES completed on this PID (used up to [`MAX_PES_PREALLOC`]).
-    size_hint: usize,
+    /// Size of the last PES completed on this PID (used up to [`MAX_PES_PREALLOC`]), kept
+    /// apart for PES that start at a random access point (index 1) and the others (index 0):
+    /// keyframes are several times larger than the frames between them, and one hint for
+    /// both would make every keyframe buffer grow by doubling (and recopy) from the size of
+    /// an inter frame.
+    size_hint: [usize; 2],
 }
 
 impl PesAssembler {
@@ -228,6 +232,34 @@ impl PesAssembler {
     ) {
         let len = payload.len();
         self.push(pusi, random_access, &payload, 0..len, out);
+    }
+
+    fn size_hint_for(&self, random_access: bool) -> usize {
+        self.size_hint
+            .get(usize::from(random_access))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The per-packet fast path: appends `bytes`, the payload of a packet without
+    /// `payload_unit_start_indicator`, when that is all [`PesAssembler::push`] would do (a PES
+    /// already spanning packets, its length field read, neither the size cap nor its announced
+    /// end reached). Returns false, having changed nothing, in every other case: the caller
+    /// then goes through [`PesAssembler::push`].
+    #[inline]
+    pub fn append_continuation(&mut self, bytes: &[u8]) -> bool {
+        let len = self.len + bytes.len();
+        let simple = self.active
+            && self.first.is_none()
+            && self.length_known
+            && len <= MAX_PES_SIZE
+            && self.bounded.is_none_or(|b| len < b);
+        if simple {
+            // Copy forced by the format: the PES continues in another TS packet.
+            self.buf.extend_from_slice(bytes);
+            self.len = len;
+        }
+        simple
     }
 
     /// Feeds one TS packet payload, `src[payload]` (an out-of-range `payload` is ignored).
@@ -269,7 +301,7 @@ impl PesAssembler {
                 // Copy forced by the format: the PES continues in another TS packet.
                 let want = self
                     .bounded
-                    .unwrap_or(self.size_hint.min(MAX_PES_PREALLOC))
+                    .unwrap_or(self.size_hint_for(self.random_access).min(MAX_PES_PREALLOC))
                     .max(first.len() + bytes.len());
                 self.buf.reserve(want);
                 self.buf.extend_from_slice(&first);
@@ -320,7 +352,9 @@ impl PesAssembler {
             Some(f) => f,
             None => self.buf.split().freeze(),
         };
-        self.size_hint = whole.len();
+        if let Some(h) = self.size_hint.get_mut(usize::from(random_access)) {
+            *h = whole.len();
+        }
         self.discard();
         let whole = whole.slice(..total.min(whole.len()));
         Some(match PesHeader::parse(&whole) {
@@ -582,6 +616,84 @@ mod tests {
         assert!(!a.in_progress());
     }
 
+    /// Feeds `chunks` (the first with PUSI) the way the demuxer does: the fast path first,
+    /// `push` when it declines.
+    fn feed_fast(a: &mut PesAssembler, chunks: &[&[u8]], out: &mut Vec<Result<Pes, PesError>>) {
+        for (i, c) in chunks.iter().enumerate() {
+            if i == 0 || !a.append_continuation(c) {
+                a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), out);
+            }
+        }
+    }
+
+    #[test]
+    fn continuation_fast_path_matches_push() {
+        let bounded = pes(0xc0, true, Some(90_000), None, &[5; 1000]);
+        let unbounded = pes(0xe0, false, Some(1), Some(0), &[6; 2000]);
+        for (data, cut) in [
+            (&bounded, 184),
+            (&unbounded, 184),
+            (&bounded, 3),
+            (&unbounded, 5),
+        ] {
+            let chunks: Vec<&[u8]> = data.chunks(cut).collect();
+            let (mut slow, mut fast) = (vec![], vec![]);
+            let mut a = PesAssembler::new();
+            for (i, c) in chunks.iter().enumerate() {
+                a.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut slow);
+            }
+            slow.extend(a.flush());
+            let mut b = PesAssembler::new();
+            feed_fast(&mut b, &chunks, &mut fast);
+            fast.extend(b.flush());
+            assert_eq!(fast, slow);
+            assert_eq!(fast.len(), 1);
+            assert!(fast[0].is_ok());
+        }
+    }
+
+    #[test]
+    fn continuation_fast_path_declines_what_push_must_decide() {
+        let mut a = PesAssembler::new();
+        // Nothing in progress.
+        assert!(!a.append_continuation(&[1; 10]));
+        let mut out = vec![];
+        let bounded = pes(0xc0, true, None, None, &[5; 400]);
+        a.push_bytes(
+            true,
+            false,
+            Bytes::copy_from_slice(&bounded[..184]),
+            &mut out,
+        );
+        // The first payload is still the zero-copy slice: push must start the copy.
+        assert!(!a.append_continuation(&bounded[184..368]));
+        a.push_bytes(
+            false,
+            false,
+            Bytes::copy_from_slice(&bounded[184..368]),
+            &mut out,
+        );
+        // The bytes that complete a bounded PES must go through push, which emits it.
+        assert!(!a.append_continuation(&bounded[368..]));
+        assert!(out.is_empty());
+        a.push_bytes(
+            false,
+            false,
+            Bytes::copy_from_slice(&bounded[368..]),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].as_ref().unwrap().payload.len(), 400);
+        // The size cap is push's to enforce.
+        let mut big = PesAssembler::new();
+        let head = pes(0xe0, false, None, None, &[1; 400]);
+        big.push_bytes(true, false, Bytes::copy_from_slice(&head[..184]), &mut out);
+        big.push_bytes(false, false, Bytes::copy_from_slice(&head[184..]), &mut out);
+        let huge = vec![0u8; MAX_PES_SIZE];
+        assert!(!big.append_continuation(&huge));
+        assert!(big.in_progress());
+    }
+
     #[test]
     fn small_pes_after_a_large_one_does_not_pin_its_size() {
         let mut a = PesAssembler::new();
@@ -600,7 +712,7 @@ mod tests {
         // The 1 MB PES grew by doubling from the capped reservation; the next one reserves
         // at most the cap (checked through the assembler's buffer capacity).
         let mut a2 = PesAssembler::new();
-        a2.size_hint = 1_000_000;
+        a2.size_hint = [1_000_000; 2];
         for (i, c) in small.chunks(184).enumerate() {
             a2.push_bytes(i == 0, false, Bytes::copy_from_slice(c), &mut out);
         }

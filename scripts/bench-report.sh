@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# bench-report.sh DIR: the Markdown summary of a scripts/bench.sh run (medians over the
+# ABAB runs, ratio Sluice/peer), ready for docs/performance.md.
+set -euo pipefail
+DIR="$1"
+med='sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end'
+fmt='if . == null then "n/a" else (. * 100 | round / 100 | tostring) end'
+ratio() { jq -nr --argjson a "${1:-null}" --argjson b "${2:-null}" \
+  'if $a == null or $b == null or $b == 0 then "n/a" else ($a / $b * 100 | round / 100 | tostring) end'; }
+# vals GLOB EXPR: the median of EXPR over the JSON files matching GLOB (null when none).
+vals() {
+  local files; files=$(ls $1 2>/dev/null || true)
+  [ -z "$files" ] && { echo null; return; }
+  jq -s "[.[] | $2] | $med" $files
+}
+echo "Run: $(basename "$DIR") on $(nproc) cores, $(uname -r); $(ls "$DIR"/*.json 2>/dev/null | wc -l) result files."
+echo
+echo "| scenario | streams | Sluice | nginx-rtmp | ratio Sluice/nginx |"
+echo "|---|---|---|---|---|"
+for f in $(ls "$DIR"/rtmp-nginx-n*-v*-[0-9]*.json 2>/dev/null | sed -E 's/.*-n([0-9]+)-v([01])-.*/\1 \2/' | sort -u | tr ' ' ':'); do
+  n=${f%:*}; v=${f#*:}
+  what="RTMP ingest, no viewers"; [ "$v" = 1 ] && what="RTMP ingest, 1 viewer/stream (nginx: RTMP player; Sluice: RTP forwarder)"
+  for m in "CPU s per GB ingested|.gw_cpu_s_per_gb" "peak RSS per stream, kB|(.gw_peak_rss_kb / .args.publishers)" "latency p99, ms|.latency.p99_ms"; do
+    label=${m%%|*}; expr=${m#*|}
+    s=$(vals "$DIR/rtmp-sluice-n$n-v$v-[0-9]*.json" "$expr")
+    g=$(vals "$DIR/rtmp-nginx-n$n-v$v-[0-9]*.json" "$expr")
+    echo "| $what: $label | $n | $(jq -nr "$s | $fmt") | $(jq -nr "$g | $fmt") | $(ratio "$s" "$g") |"
+  done
+done
+for n in $(ls "$DIR"/srt-slt-n*.json 2>/dev/null | sed -E 's/.*-n([0-9]+)-.*/\1/' | sort -u); do
+  s=$(vals "$DIR/srt-sluice-n$n-*.json" .srt_cpu_s_per_gb)
+  g=$(vals "$DIR/srt-slt-n$n-*.json" .srt_cpu_s_per_gb)
+  echo "| SRT ingest (peer: srt-live-transmit to stdout): CPU s per GB | $n | $(jq -nr "$s | $fmt") | $(jq -nr "$g | $fmt") | $(ratio "$s" "$g") |"
+done
+echo
+echo "Load tool's own CPU: median $(vals "$DIR/rtmp-*.json" '(.self_cpu_s / .wall_s * 100)' | jq -r "$fmt")% of a core."
+for f in "$DIR"/rtmp-*-n2000-v0-cap.json; do
+  [ -f "$f" ] || continue
+  jq -r '
+    (.samples | (map(.gw_cpu_pct >= 80) | index(true)) as $i
+      | (if $i == null then . else .[:$i] end) | map(.publishers_live) | max // 0) as $held
+    | (.samples | map(select(.publishers_live > 0 and .gw_pss_kb > 0))) as $s
+    | ($s | length) as $k
+    | (if $k > 1 then
+        ($s | map(.publishers_live) | add / $k) as $mx | ($s | map(.gw_pss_kb) | add / $k) as $my
+        | ($s | map((.publishers_live - $mx) * (.gw_pss_kb - $my)) | add)
+          / ($s | map((.publishers_live - $mx) * (.publishers_live - $mx)) | add | if . == 0 then 1 else . end)
+      else null end) as $slope
+    | "Capacity \(.args.label): \($held) streams held below 80% of one core; PSS slope \($slope // "n/a" | tostring | .[:6]) kB per publisher; per-stream CPU at the last sample \(.samples[-1] as $l | if ($l.publishers_live // 0) > 0 then ($l.gw_cpu_pct / $l.publishers_live * 1000 | round / 1000) else "n/a" end)% of a core."' "$f"
+done
