@@ -124,6 +124,7 @@ pub async fn run(
     }
 
     glommio::spawn_local(housekeeping(ctx.clone())).detach();
+    glommio::spawn_local(crate::srt_ingest::serve(ctx.clone())).detach();
 
     loop {
         match listener.accept().await {

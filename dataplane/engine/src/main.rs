@@ -12,6 +12,7 @@ mod ingest;
 mod packetize;
 mod registry;
 mod rtmp_ingest;
+mod srt_ingest;
 mod stream;
 mod time;
 

@@ -7,6 +7,7 @@
 //! - [`pes`]: PES headers and timestamps (§2.4.3.6, §2.4.3.7), Opus control headers;
 //! - [`demux`]: the sans-IO [`demux::Demuxer`] that takes bytes in any split and yields
 //!   programs and complete PES frames;
+//! - [`media`]: PES to codec-neutral [`crate::media::MediaEvent`]s (Annex-B split, ADTS, Opus);
 //! - [`testmux`]: a minimal muxer that writes what the demuxer reads, for tests and benches.
 //!
 //! Payloads are [`bytes::Bytes`] slices of the pushed buffers. The only copies are those the
@@ -14,6 +15,7 @@
 //! section or a PES spanning several packets.
 
 pub mod demux;
+pub mod media;
 pub mod packet;
 pub mod pes;
 pub mod psi;

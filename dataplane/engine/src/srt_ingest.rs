@@ -1,0 +1,536 @@
+//! SRT ingest: one UDP socket and one task per executor, serving every SRT caller that the
+//! kernel hashes to this core.
+//!
+//! # Sharding
+//! Each executor binds `srt_listen` with SO_REUSEPORT (glommio's `UdpSocket::bind` sets it).
+//! For UDP the kernel picks the socket of a datagram by hashing its 4-tuple, so every
+//! datagram of one caller (one source address and port) reaches the same socket, and so the
+//! same core, for the life of the connection: the handshake, the data and the control
+//! packets of a connection never need to cross cores. (A caller that changes source port is
+//! a new connection for SRT anyway.) The `e2e_srt` tests run several callers at once against
+//! a multi-core gateway to check that each one is served end to end.
+//!
+//! # Per connection
+//! The sans-IO pieces of `sluice_proto::srt` do the protocol: the stateless
+//! [`Listener`] answers inductions with a SYN cookie (keyed by a random secret per process)
+//! and validates conclusions; the engine parses the stream id, runs the same admission as RTMP
+//! (`ingest::admit`), accepts with the app's `srt_passphrase` or rejects with an SRT
+//! reject reason ([`reject_reason_for`]); a [`Receiver`] per connection then does ACK/ACKACK,
+//! NAK, TSBPD and decryption; released payloads go through a [`TsMediaReader`] into the
+//! [`Stream`] the RTMP path uses.
+//!
+//! # Timers
+//! The socket's read timeout is [`TICK`]: after every datagram, and at least every tick,
+//! connections whose timers are due are serviced (ACK every 10 ms, periodic NAK, TSBPD
+//! release, keep-alive, idle timeout) and stream state (kick, mute, media timeout, bitrate)
+//! is checked. A kicked stream gets an SRT SHUTDOWN.
+//!
+//! # Bounds
+//! [`MAX_CONNECTIONS_PER_CORE`] connections per core, `max_connections_per_ip` per source IP
+//! (shared with RTMP), [`MAX_REJECTIONS`] remembered rejections. There is no pending
+//! handshake state to bound: the SYN cookie carries it, and it expires after two minutes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use glommio::net::UdpSocket;
+use sluice_proto::srt::crypto::{CryptoError, Passphrase};
+use sluice_proto::srt::handshake::{
+    AcceptError, ConclusionRequest, Listener, ListenerConfig, ListenerEvent, RejectReason,
+    peer_ip_bytes,
+};
+use sluice_proto::srt::packet::{Packet, SocketId};
+use sluice_proto::srt::receiver::{CloseReason, MIN_TRANSMIT_BUF, Receiver, ReceiverConfig};
+use sluice_proto::ts::media::TsMediaReader;
+
+use crate::admission::{self, AbortCode};
+use crate::core::CoreCtx;
+use crate::registry::IpGuard;
+use crate::stream::Stream;
+
+/// Longest the task sleeps between timer checks. Half the ACK period, so ACKs go out within
+/// a few milliseconds of their 10 ms schedule.
+pub const TICK: Duration = Duration::from_millis(5);
+/// Most SRT connections one core serves; further callers are rejected with
+/// `SRT_REJX_OVERLOAD`. Guards memory: each connection may buffer up to
+/// `receiver::RECV_BUFFER_CAP` packets.
+pub const MAX_CONNECTIONS_PER_CORE: usize = 4096;
+/// Most rejections remembered (to answer a repeated conclusion identically without
+/// re-running admission). Guards memory against a flood of conclusions with valid cookies.
+pub const MAX_REJECTIONS: usize = 1024;
+/// How long a rejection is remembered.
+const REJECTION_TTL: Duration = Duration::from_secs(10);
+/// Receive allocation; each datagram is split off it and frozen, so payload slices share it.
+const RECV_CHUNK: usize = 256 * 1024;
+/// Largest datagram read (above the 1500-byte MTU the listener negotiates).
+const MAX_DATAGRAM: usize = 2048;
+/// Output buffer for handshakes and control packets.
+const TX_BUF: usize = 1500;
+const _: () = assert!(TX_BUF >= MIN_TRANSMIT_BUF);
+
+/// The SYN cookie secret, one per process so that whatever core sees a caller's induction
+/// and conclusion, the cookie checks out.
+fn cookie_secret() -> &'static [u8; 32] {
+    static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+    SECRET.get_or_init(rand::random)
+}
+
+/// The SRT reject reason for an admission refusal (the libsrt codes an encoder shows:
+/// `srt_getrejectreason()` returns them as they are here).
+pub fn reject_reason_for(code: AbortCode) -> RejectReason {
+    match code {
+        // Bad, expired, revoked or foreign key: access denied.
+        AbortCode::IllegalKey | AbortCode::ExpiredOrDeleted | AbortCode::DomainMismatch => {
+            RejectReason::FORBIDDEN
+        }
+        AbortCode::Quota => RejectReason::OVERLOAD,
+        AbortCode::Conflict => RejectReason::CONFLICT,
+        AbortCode::BitrateOverLimit | AbortCode::NoMedia | AbortCode::Internal => RejectReason::ISE,
+    }
+}
+
+/// The reason to send when the passphrases do not agree.
+fn reject_reason_for_accept(e: &AcceptError) -> RejectReason {
+    match e {
+        AcceptError::Crypto(CryptoError::KeyLengthMismatch { .. }) => RejectReason::BADSECRET,
+        other => other.reject_reason(),
+    }
+}
+
+/// The cookie's notion of the caller: IP octets and port.
+fn cookie_addr(peer: SocketAddr) -> Vec<u8> {
+    let mut v = match peer.ip() {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    v.extend_from_slice(&peer.port().to_be_bytes());
+    v
+}
+
+struct Conn {
+    peer: SocketAddr,
+    peer_socket: SocketId,
+    receiver: Receiver,
+    reader: TsMediaReader,
+    stream: Rc<RefCell<Stream>>,
+    /// The conclusion response, resent if the caller repeats its conclusion.
+    response: Vec<u8>,
+    _ip: IpGuard,
+}
+
+struct Core {
+    ctx: Rc<CoreCtx>,
+    socket: UdpSocket,
+    listener: Listener,
+    conns: HashMap<u32, Conn>,
+    by_peer: HashMap<(SocketAddr, u32), u32>,
+    rejected: HashMap<(SocketAddr, u32), (Vec<u8>, Instant)>,
+    tx: Vec<u8>,
+}
+
+/// Binds the SRT socket of this core and serves it forever.
+pub async fn serve(ctx: Rc<CoreCtx>) {
+    let addr = ctx.shared.cfg.srt_listen;
+    let socket = match UdpSocket::bind(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "binding the SRT listener failed");
+            return;
+        }
+    };
+    if ctx.id == 0 {
+        tracing::info!(%addr, "SRT listening");
+    }
+    let listener = Listener::new(ListenerConfig {
+        cookie_secret: cookie_secret().to_vec(),
+        listener_socket: SocketId(rand::random::<u32>() & 0x3fff_ffff | 1),
+        ..ListenerConfig::default()
+    });
+    let mut core = Core {
+        ctx,
+        socket,
+        listener,
+        conns: HashMap::new(),
+        by_peer: HashMap::new(),
+        rejected: HashMap::new(),
+        tx: vec![0; TX_BUF],
+    };
+    core.run().await;
+}
+
+impl Core {
+    async fn run(&mut self) {
+        let _ = self.socket.set_read_timeout(Some(TICK));
+        let mut rx = BytesMut::new();
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            if rx.capacity() < MAX_DATAGRAM {
+                rx = BytesMut::with_capacity(RECV_CHUNK);
+            }
+            // glommio's recv wants an initialised slice; zeroed once per datagram slot.
+            rx.resize(MAX_DATAGRAM, 0);
+            match self.socket.recv_from(&mut rx[..MAX_DATAGRAM]).await {
+                Ok((n, from)) => {
+                    rx.truncate(n);
+                    let datagram = rx.split().freeze();
+                    self.on_datagram(datagram, from).await;
+                }
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    rx.clear();
+                    // A timeout is the tick; anything else is logged and paced.
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) {
+                        tracing::warn!(error = %e, "SRT receive failed");
+                        glommio::timer::sleep(TICK).await;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.service_all(now).await;
+            }
+        }
+    }
+
+    async fn send(&self, len: usize, to: SocketAddr) {
+        if let Some(b) = self.tx.get(..len)
+            && let Err(e) = self.socket.send_to(b, to).await
+        {
+            tracing::debug!(%to, error = %e, "SRT send failed");
+        }
+    }
+
+    async fn on_datagram(&mut self, datagram: Bytes, from: SocketAddr) {
+        let Ok(packet) = Packet::parse(datagram) else {
+            return;
+        };
+        let dest = packet.dest();
+        if dest.0 == 0 {
+            if let Packet::Control(c) = &packet {
+                self.on_handshake(c, from).await;
+            }
+            return;
+        }
+        let now = Instant::now();
+        let Some(conn) = self.conns.get_mut(&dest.0) else {
+            return;
+        };
+        if conn.peer != from {
+            // Someone else guessing socket ids: ignore.
+            return;
+        }
+        conn.receiver.handle_packet(now, packet);
+        self.service(dest.0, now).await;
+    }
+
+    async fn on_handshake(
+        &mut self,
+        c: &sluice_proto::srt::packet::ControlPacket,
+        from: SocketAddr,
+    ) {
+        let minute = (crate::time::unix_s() / 60) as u32;
+        let ev = self.listener.handle(
+            c,
+            &cookie_addr(from),
+            peer_ip_bytes(from.ip()),
+            minute,
+            &mut self.tx,
+        );
+        match ev {
+            Ok(ListenerEvent::InductionReply(n)) => self.send(n, from).await,
+            Ok(ListenerEvent::Rejected { error, reason, len }) => {
+                tracing::info!(peer = %from, %error, reason = reason.0, "SRT handshake rejected");
+                self.send(len, from).await;
+            }
+            Ok(ListenerEvent::Conclusion(req)) => self.on_conclusion(&req, from).await,
+            Err(e) => tracing::debug!(peer = %from, error = %e, "SRT handshake dropped"),
+        }
+    }
+
+    async fn on_conclusion(&mut self, req: &ConclusionRequest, from: SocketAddr) {
+        let key = (from, req.handshake.socket_id.0);
+        // A repeated conclusion (our response was lost): answer the same way again.
+        if let Some(local) = self.by_peer.get(&key)
+            && let Some(conn) = self.conns.get(local)
+        {
+            let resp = conn.response.clone();
+            let _ = self.socket.send_to(&resp, from).await;
+            return;
+        }
+        let now = Instant::now();
+        if let Some((resp, at)) = self.rejected.get(&key)
+            && now.duration_since(*at) < REJECTION_TTL
+        {
+            let resp = resp.clone();
+            let _ = self.socket.send_to(&resp, from).await;
+            return;
+        }
+        match self.admit(req, from, now) {
+            Ok(local) => {
+                if let Some(conn) = self.conns.get(&local) {
+                    let resp = conn.response.clone();
+                    let _ = self.socket.send_to(&resp, from).await;
+                }
+            }
+            Err((reason, why)) => {
+                tracing::info!(peer = %from, reason = reason.0, why = %why, "SRT caller rejected");
+                let Ok(n) = self.listener.reject(req, reason, &mut self.tx) else {
+                    return;
+                };
+                let resp = self.tx.get(..n).unwrap_or_default().to_vec();
+                if self.rejected.len() >= MAX_REJECTIONS {
+                    self.rejected
+                        .retain(|_, (_, at)| now.duration_since(*at) < REJECTION_TTL);
+                }
+                if self.rejected.len() < MAX_REJECTIONS {
+                    self.rejected.insert(key, (resp.clone(), now));
+                }
+                let _ = self.socket.send_to(&resp, from).await;
+            }
+        }
+    }
+
+    /// Decides on a conclusion; on success the connection is in `conns` under the returned
+    /// local socket id with its response ready.
+    fn admit(
+        &mut self,
+        req: &ConclusionRequest,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<u32, (RejectReason, String)> {
+        let sid = req
+            .stream_id()
+            .map_err(|e| (RejectReason::BAD_REQUEST, format!("bad stream id: {e}")))?;
+        // The access-control form without `m=` parses as a request (libsrt's default), but
+        // the documented URL `#!::r=KEY,h=HOST` publishes: only an explicit `m=request` is a
+        // player knocking on an ingest.
+        let explicit_request = !sid.is_publish()
+            && req
+                .stream_id
+                .windows(b"m=request".len())
+                .any(|w| w == b"m=request");
+        if explicit_request {
+            return Err((
+                RejectReason::BAD_MODE,
+                "this gateway only ingests (m=publish)".into(),
+            ));
+        }
+        if self.conns.len() >= MAX_CONNECTIONS_PER_CORE {
+            return Err((RejectReason::OVERLOAD, "too many SRT connections".into()));
+        }
+        let shared = &self.ctx.shared;
+        let ip_guard = shared
+            .registry
+            .connect_ip(from.ip(), shared.cfg.max_connections_per_ip)
+            .ok_or_else(|| {
+                (
+                    RejectReason::OVERLOAD,
+                    "too many connections from this address".to_string(),
+                )
+            })?;
+        let host = sid.host.as_ref().map(|h| h.to_ascii_lowercase());
+        // Find the app first (without registering anything), so a passphrase mismatch is
+        // refused before the stream exists.
+        let pre = admission::admit(
+            shared.table.as_ref(),
+            &sid.key,
+            host.as_deref(),
+            crate::time::unix_s(),
+        );
+        let app = match pre {
+            Ok(a) => a.app,
+            Err(_) => {
+                // The full admission records the documented aborted event (attributed to the
+                // app of the `h=` host, or the only app) and gives the refusal.
+                let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
+                return match crate::ingest::admit(
+                    &self.ctx,
+                    &sid.key,
+                    host.as_deref(),
+                    &url,
+                    Some(from),
+                    "srt",
+                ) {
+                    // The table changed in between: refuse this attempt, the caller retries.
+                    Ok(_) => Err((RejectReason::ISE, "admission raced a table update".into())),
+                    Err(refusal) => Err((reject_reason_for(refusal.code), refusal.reason)),
+                };
+            }
+        };
+        let passphrase = match app.srt_passphrase.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => Some(Passphrase::new(p.as_bytes()).map_err(|e| {
+                (
+                    RejectReason::ISE,
+                    format!("the app's srt_passphrase is unusable: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let local = loop {
+            let id = rand::random::<u32>() & 0x3fff_ffff;
+            if id != 0 && !self.conns.contains_key(&id) {
+                break id;
+            }
+        };
+        let accepted = self
+            .listener
+            .accept(
+                req,
+                SocketId(local),
+                passphrase.as_ref().map(|p| p.as_bytes()),
+                0,
+                &mut self.tx,
+            )
+            .map_err(|e| (reject_reason_for_accept(&e), e.to_string()))?;
+        let response = self.tx.get(..accepted.len).unwrap_or_default().to_vec();
+        let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
+        let admitted = crate::ingest::admit(
+            &self.ctx,
+            &sid.key,
+            host.as_deref(),
+            &url,
+            Some(from),
+            "srt",
+        )
+        .map_err(|r| (reject_reason_for(r.code), r.reason))?;
+        // The stream runs on this core, not necessarily its owner core: the kernel steers a
+        // caller's datagrams to this core's socket, so the connection cannot move.
+        let stream = crate::ingest::start_stream(&self.ctx, admitted);
+        let rcfg = ReceiverConfig::from_accepted(&accepted, passphrase);
+        tracing::info!(peer = %from, latency_ms = accepted.latency.as_millis() as u64,
+            encrypted = accepted.keys.is_some(), core = self.ctx.id, "SRT caller accepted");
+        self.conns.insert(
+            local,
+            Conn {
+                peer: from,
+                peer_socket: accepted.peer_socket,
+                receiver: Receiver::new(rcfg, now),
+                reader: TsMediaReader::new(),
+                stream,
+                response,
+                _ip: ip_guard,
+            },
+        );
+        self.by_peer.insert((from, accepted.peer_socket.0), local);
+        Ok(local)
+    }
+
+    fn drop_stream(&self, s: &Rc<RefCell<Stream>>, abort: Option<admission::Refusal>) {
+        let sid = s.borrow().sid.clone();
+        self.ctx.streams.borrow_mut().remove(&sid);
+        s.borrow_mut().finish(abort, &self.ctx.shared.table);
+    }
+
+    async fn service_all(&mut self, now: Instant) {
+        let ids: Vec<u32> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.service(id, now).await;
+        }
+        if !self.rejected.is_empty() {
+            self.rejected
+                .retain(|_, (_, at)| now.duration_since(*at) < REJECTION_TTL);
+        }
+    }
+
+    /// Sends what the receiver has to send, delivers what is due, and closes the connection
+    /// when it ended or its stream must stop.
+    async fn service(&mut self, id: u32, now: Instant) {
+        // Split borrows: the connection, the socket and the transmit buffer are used together.
+        let Core {
+            ctx,
+            socket,
+            conns,
+            tx,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(&id) else {
+            return;
+        };
+        // Kick, replacement, media timeout, bitrate: the stream decides.
+        if conn.receiver.closed().is_none()
+            && let Some(why) = conn.stream.borrow().should_close()
+        {
+            tracing::info!(peer = %conn.peer, reason = %why, "closing SRT connection");
+            conn.receiver.close();
+        }
+        while let Some(payload) = conn.receiver.poll_output(now) {
+            conn.reader.push(payload);
+            while let Some(ev) = conn.reader.poll() {
+                conn.stream.borrow_mut().on_media(ev, ctx);
+            }
+        }
+        while let Some(n) = conn.receiver.poll_transmit(now, tx) {
+            if let Some(b) = tx.get(..n) {
+                let _ = socket.send_to(b, conn.peer).await;
+            }
+        }
+        if let Some(reason) = conn.receiver.closed() {
+            self.close(id, reason);
+        }
+    }
+
+    fn close(&mut self, id: u32, reason: CloseReason) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        self.by_peer.remove(&(conn.peer, conn.peer_socket.0));
+        if reason == CloseReason::PeerShutdown {
+            conn.reader.flush();
+            while let Some(ev) = conn.reader.poll() {
+                conn.stream.borrow_mut().on_media(ev, &self.ctx);
+            }
+        }
+        let stats = *conn.receiver.stats();
+        tracing::info!(peer = %conn.peer, ?reason, received = stats.packets_received,
+            lost = stats.lost, retransmitted = stats.retransmitted,
+            dropped_too_late = stats.dropped_too_late, "SRT connection closed");
+        let abort = conn.stream.borrow().close_reason();
+        let abort = abort.or_else(|| {
+            (reason == CloseReason::IdleTimeout).then(|| admission::Refusal {
+                code: AbortCode::NoMedia,
+                reason: "SRT peer went silent (idle timeout)".into(),
+            })
+        });
+        self.drop_stream(&conn.stream, abort);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_srt_reject_codes() {
+        assert_eq!(reject_reason_for(AbortCode::IllegalKey).0, 1403);
+        assert_eq!(reject_reason_for(AbortCode::ExpiredOrDeleted).0, 1403);
+        assert_eq!(reject_reason_for(AbortCode::DomainMismatch).0, 1403);
+        assert_eq!(reject_reason_for(AbortCode::Quota).0, 1402);
+        assert_eq!(reject_reason_for(AbortCode::Conflict).0, 1409);
+        assert_eq!(reject_reason_for(AbortCode::Internal).0, 1500);
+        assert_eq!(
+            reject_reason_for_accept(&AcceptError::Unsecure),
+            RejectReason::UNSECURE
+        );
+        assert_eq!(
+            reject_reason_for_accept(&AcceptError::Crypto(CryptoError::BadSecret)),
+            RejectReason::BADSECRET
+        );
+    }
+
+    #[test]
+    fn cookie_address_includes_port() {
+        let a = cookie_addr("10.0.0.1:5000".parse().unwrap());
+        let b = cookie_addr("10.0.0.1:5001".parse().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 6);
+    }
+}
