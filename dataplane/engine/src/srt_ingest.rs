@@ -248,11 +248,19 @@ impl Core {
         match ev {
             Ok(ListenerEvent::InductionReply(n)) => self.send(n, from).await,
             Ok(ListenerEvent::Rejected { error, reason, len }) => {
+                self.ctx
+                    .shared
+                    .count(sluice_table::Counter::ProtocolErrors, 1);
                 tracing::info!(peer = %from, %error, reason = reason.0, "SRT handshake rejected");
                 self.send(len, from).await;
             }
             Ok(ListenerEvent::Conclusion(req)) => self.on_conclusion(&req, from).await,
-            Err(e) => tracing::debug!(peer = %from, error = %e, "SRT handshake dropped"),
+            Err(e) => {
+                self.ctx
+                    .shared
+                    .count(sluice_table::Counter::ProtocolErrors, 1);
+                tracing::debug!(peer = %from, error = %e, "SRT handshake dropped");
+            }
         }
     }
 
@@ -405,6 +413,9 @@ impl Core {
         // The stream runs on this core, not necessarily its owner core: the kernel steers a
         // caller's datagrams to this core's socket, so the connection cannot move.
         let stream = crate::ingest::start_stream(&self.ctx, admitted);
+        self.ctx
+            .shared
+            .count(sluice_table::Counter::SrtConnections, 1);
         let rcfg = ReceiverConfig::from_accepted(&accepted, passphrase);
         tracing::info!(peer = %from, latency_ms = accepted.latency.as_millis() as u64,
             encrypted = accepted.keys.is_some(), core = self.ctx.id, "SRT caller accepted");
