@@ -12,7 +12,7 @@ need_pkgs=(pkg-config ca-certificates)
 if [ "$want_test" = 1 ]; then
     need_pkgs+=(ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
-        nodejs npm python3 python3-venv valgrind)
+        nodejs npm python3 python3-venv valgrind chromium)
 fi
 
 missing=()
@@ -35,4 +35,13 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1
+fi
+
+if [ "$want_test" = 1 ]; then
+    # playwright-core drives the Debian chromium (never a downloaded browser build).
+    browser_dir="$(dirname "$0")/../control/server/tests/browser"
+    if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+        echo "setup: npm ci in control/server/tests/browser" >&2
+        (cd "$browser_dir" && npm ci --no-audit --no-fund --silent)
+    fi
 fi

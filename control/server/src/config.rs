@@ -143,6 +143,16 @@ pub struct DataplaneConfig {
     /// Viewer HTTP listener (watch page, WHEP).
     #[serde(default = "default_http")]
     pub http_listen: SocketAddr,
+    /// Address advertised to WebRTC viewers as a host candidate besides 127.0.0.1.
+    #[serde(default)]
+    pub webrtc_public_ip: Option<std::net::IpAddr>,
+    /// First UDP port of the WebRTC range: core N uses `webrtc_port_base + N`; 0 = an
+    /// ephemeral port per core.
+    #[serde(default)]
+    pub webrtc_port_base: u16,
+    /// WHEP sessions allowed per channel; 0 = unlimited.
+    #[serde(default)]
+    pub max_viewers_per_channel: u32,
 }
 
 /// `[table]`.
@@ -230,6 +240,9 @@ impl Default for DataplaneConfig {
             rtmp_listen: default_rtmp(),
             srt_listen: default_srt(),
             http_listen: default_http(),
+            webrtc_public_ip: None,
+            webrtc_port_base: 0,
+            max_viewers_per_channel: 0,
         }
     }
 }

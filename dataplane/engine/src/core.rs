@@ -45,6 +45,8 @@ pub struct Shared {
     pub cores: usize,
     /// Gateway-wide counters.
     pub counters: Counters,
+    /// WebRTC directory, per-core inboxes and counters.
+    pub webrtc: crate::webrtc::WebrtcShared,
 }
 
 /// Per-executor state. Lives in an `Rc`: it never leaves its thread.
@@ -59,6 +61,8 @@ pub struct CoreCtx {
     pub egress_socket: UdpSocket,
     /// Sid sequence for this core.
     next_sid: std::cell::Cell<u64>,
+    /// This core's WebRTC egress (socket and viewer sessions).
+    pub webrtc: Rc<crate::webrtc::CoreWebrtc>,
 }
 
 impl CoreCtx {
@@ -88,6 +92,7 @@ pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
         streams: RefCell::new(HashMap::new()),
         egress_socket,
         next_sid: std::cell::Cell::new(0),
+        webrtc: Rc::new(crate::webrtc::CoreWebrtc::bind(id, &shared.cfg)?),
     });
 
     let listener = TcpListener::bind(shared.cfg.rtmp_listen)
@@ -97,6 +102,8 @@ pub async fn run(id: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
     }
 
     glommio::spawn_local(housekeeping(ctx.clone())).detach();
+    crate::webrtc::spawn(ctx.clone());
+    crate::http::spawn(ctx.clone())?;
 
     loop {
         match listener.accept().await {

@@ -8,11 +8,13 @@ mod admission;
 mod config;
 mod core;
 mod egress;
+mod http;
 mod packetize;
 mod registry;
 mod rtmp_ingest;
 mod stream;
 mod time;
+mod webrtc;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         registry: Registry::default(),
         cores,
         counters: Default::default(),
+        webrtc: crate::webrtc::WebrtcShared::new(cores),
     });
 
     let mut handles = Vec::with_capacity(cores);
