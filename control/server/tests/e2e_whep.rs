@@ -1,6 +1,7 @@
 //! End to end in a real browser: ffmpeg pushes RTMP (H.264 + AAC) into a whole gateway,
 //! headless Chromium opens the watch page, which plays the stream over WHEP; the page's
-//! getStats numbers must show frames decoded at the source's resolution. A screenshot of the
+//! getStats numbers must show frames decoded at the source's resolution and Opus audio
+//! (transcoded from the AAC) arriving. A screenshot of the
 //! playing page is saved for the reviewer (`target/e2e-whep/`).
 
 mod support;
@@ -69,6 +70,9 @@ fn chromium_plays_rtmp_h264_over_whep() {
     );
     let shot = artifacts_dir().join("rtmp_h264.png");
     let samples = watch(&url, 12, &shot);
+    let counters = http("GET", gw.http_port, "/api/webrtc-stats", None, None)
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .unwrap_or_default();
     let stderr = finish(publisher);
 
     let last = samples
@@ -88,6 +92,13 @@ fn chromium_plays_rtmp_h264_over_whep() {
     assert!(
         late >= early + 50,
         "framesDecoded not rising: {early} -> {late}"
+    );
+    // AAC from RTMP is transcoded to Opus by default: audio packets arrive.
+    let audio = |s: &serde_json::Value| s["stats"]["2001"]["audioPackets"].as_u64().unwrap_or(0);
+    assert!(
+        audio(samples.last().unwrap()) >= 100,
+        "too few Opus packets: {last}\n{counters}\n{}",
+        gw.log()
     );
     assert_eq!(last["width"], 320, "{last}");
     assert_eq!(last["height"], 240, "{last}");

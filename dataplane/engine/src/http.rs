@@ -300,6 +300,7 @@ async fn route(req: Request, ctx: &Rc<CoreCtx>) -> Response {
         }
         ("GET", ["api", "webrtc-stats"]) => {
             let c = &ctx.shared.webrtc.counters;
+            let t = crate::webrtc::transcode_pool().counters();
             let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             Response::json(
                 200,
@@ -315,6 +316,10 @@ async fn route(req: Request, ctx: &Rc<CoreCtx>) -> Response {
                     "sendDrops": g(&c.send_drops),
                     "keyframeRequests": g(&c.keyframe_requests),
                     "keyframeAnswers": g(&c.keyframe_answers),
+                    "audioTranscodeDropped": g(&t.dropped),
+                    "audioDecodeErrors": g(&t.decode_errors),
+                    "audioOpusFrames": g(&t.encoded),
+                    "audioOutputOverflow": g(&t.output_overflow),
                 }),
             )
         }

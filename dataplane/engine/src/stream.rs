@@ -121,6 +121,11 @@ pub struct Stream {
     closing_normal: bool,
     listing: Listing,
     viewers: u32,
+    /// AAC is transcoded to Opus for WebRTC (template `audio.enabled`, on by default).
+    transcode_audio: bool,
+    aac_to_opus: Option<sluice_transcode::AacToOpus>,
+    /// Packetizer of the transcoded Opus track (WebRTC only; forwarders keep AAC).
+    opus_rtp: Option<AudioRtp>,
 }
 
 impl Stream {
@@ -148,6 +153,13 @@ impl Stream {
                 protocol: id.protocol.into(),
                 ..Default::default()
             },
+        );
+        let transcode_audio = crate::webrtc::template_transcodes_audio(
+            template_id
+                .as_deref()
+                .and_then(|t| table.template(&id.app_id, t))
+                .map(|t| t.settings_json)
+                .as_deref(),
         );
         let listing = Listing {
             directory: ctx.shared.webrtc.directory.clone(),
@@ -194,6 +206,9 @@ impl Stream {
             closing_normal: false,
             listing,
             viewers: 0,
+            transcode_audio,
+            aac_to_opus: None,
+            opus_rtp: None,
         };
         tracing::info!(sid = %s.sid, app = %s.app_id, channel = %s.id.channel, uid = %s.id.uid,
             key = %mask_key(&s.id.key), protocol = s.id.protocol, core = ctx.id, "stream started");
@@ -218,6 +233,11 @@ impl Stream {
                 self.profile_announced = false;
             }
             MediaEvent::AudioConfig(cfg) => {
+                self.aac_to_opus = None;
+                self.opus_rtp = None;
+                if cfg.codec == AudioCodec::Aac && self.transcode_audio {
+                    self.start_transcoder(&cfg, ctx);
+                }
                 self.audio = AudioRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
             }
@@ -259,6 +279,11 @@ impl Stream {
                 let len = frame.data.len() as u64;
                 self.bytes_in_audio += len;
                 self.window_bytes += len;
+                if let Some(t) = &self.aac_to_opus {
+                    // Never blocks: a full transcoder queue drops the frame and counts it.
+                    t.push(frame.pts, frame.data.clone());
+                }
+                self.drain_transcoded(ctx);
                 let Some(a) = self.audio.as_mut() else { return };
                 self.packet_buf.clear();
                 a.packetize(&frame, &mut self.packet_buf);
@@ -321,9 +346,14 @@ impl Stream {
                 Track::Audio => self.bytes_out_audio += sent.bytes,
             }
         }
+        // Audio goes to WebRTC as it is only when it is Opus already; transcoded AAC takes
+        // its own path (`drain_transcoded`).
         let webrtc_ok = match track {
             Track::Video => self.webrtc_video().is_some(),
-            Track::Audio => self.webrtc_audio().is_some(),
+            Track::Audio => self
+                .audio
+                .as_ref()
+                .is_some_and(|a| audio_send_codec(a.config().codec).is_some()),
         };
         if webrtc_ok && ctx.webrtc.has_viewers(&self.sid) {
             ctx.webrtc
@@ -331,10 +361,68 @@ impl Stream {
         }
     }
 
+    fn start_transcoder(&mut self, cfg: &sluice_proto::media::AudioConfig, ctx: &CoreCtx) {
+        let input = sluice_transcode::AacInput {
+            specific_config: cfg.specific_config.clone(),
+            sample_rate: cfg.sample_rate,
+            channels: cfg.channels,
+        };
+        match crate::webrtc::transcode_pool().open(input) {
+            Ok(t) => {
+                self.aac_to_opus = Some(t);
+                self.opus_rtp = AudioRtp::new(
+                    sluice_proto::media::AudioConfig {
+                        codec: AudioCodec::Opus,
+                        sample_rate: sluice_transcode::OPUS_RATE,
+                        channels: 2,
+                        specific_config: bytes::Bytes::new(),
+                    },
+                    ctx.shared.cfg.rtp_payload_mtu,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(sid = %self.sid, error = %e, "AAC audio not transcoded for WebRTC");
+            }
+        }
+    }
+
+    /// Packetizes the Opus frames the transcoder finished and hands them to WebRTC viewers.
+    fn drain_transcoded(&mut self, ctx: &CoreCtx) {
+        let (Some(t), Some(rtp)) = (&self.aac_to_opus, self.opus_rtp.as_mut()) else {
+            return;
+        };
+        let mut packets = Vec::new();
+        while let Some(f) = t.poll() {
+            let frame = sluice_proto::media::AudioFrame {
+                pts: f.pts,
+                data: f.data,
+            };
+            rtp.packetize(&frame, &mut packets);
+        }
+        if packets.is_empty() || self.audio_muted || !ctx.webrtc.has_viewers(&self.sid) {
+            return;
+        }
+        ctx.webrtc
+            .fanout(&self.sid, Track::Audio, &packets, false, &ctx.shared.webrtc);
+    }
+
     /// The cached GOP (reference-counted packet descriptors) and whether it begins on a
     /// keyframe, for a WebRTC viewer that just connected or asked for a keyframe.
+    /// Cached audio is included only when it goes to WebRTC as it is (Opus): cached AAC
+    /// packets are not what a viewer's Opus track carries.
     pub fn gop_snapshot(&self) -> (Vec<(Track, RtpPacket)>, bool) {
-        (self.gop.packets.clone(), self.gop.starts_on_keyframe)
+        let audio_as_is = self
+            .audio
+            .as_ref()
+            .is_some_and(|a| audio_send_codec(a.config().codec).is_some());
+        let packets = self
+            .gop
+            .packets
+            .iter()
+            .filter(|(t, _)| *t == Track::Video || audio_as_is)
+            .cloned()
+            .collect();
+        (packets, self.gop.starts_on_keyframe)
     }
 
     /// What this stream's video can be sent to WebRTC as.
@@ -343,8 +431,12 @@ impl Stream {
         video_send_codec(cfg.codec, cfg.profile)
     }
 
-    /// What this stream's audio can be sent to WebRTC as.
+    /// What this stream's audio can be sent to WebRTC as: Opus passed through, or AAC
+    /// transcoded to Opus.
     pub fn webrtc_audio(&self) -> Option<SendCodec> {
+        if self.aac_to_opus.is_some() && self.opus_rtp.is_some() {
+            return Some(SendCodec::Opus);
+        }
         audio_send_codec(self.audio.as_ref()?.config().codec)
     }
 
@@ -390,6 +482,7 @@ impl Stream {
     /// Periodic work: GOP-cache primed sends, rates, timeouts, RTCP sender reports.
     pub fn on_tick(&mut self, now_ms: u64, ctx: &CoreCtx) {
         self.viewers = ctx.webrtc.viewer_count(&self.sid);
+        self.drain_transcoded(ctx);
         // Newly attached forwarders start from the cached GOP.
         for f in &mut self.forwarders {
             if !f.primed {

@@ -989,6 +989,33 @@ pub fn audio_send_codec(codec: AudioCodec) -> Option<SendCodec> {
     }
 }
 
+/// Worker threads of the audio transcoder (AAC to Opus is light: one thread serves many
+/// streams; the queue bounds what a stalled worker can hold).
+const TRANSCODE_WORKERS: usize = 1;
+/// Frames queued per transcoder worker before new ones are dropped and counted.
+const TRANSCODE_QUEUE: usize = 1024;
+
+/// The process's audio transcoder pool, started on first use, off the reactor threads.
+pub fn transcode_pool() -> &'static Arc<sluice_transcode::Pool> {
+    static POOL: std::sync::OnceLock<Arc<sluice_transcode::Pool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| sluice_transcode::Pool::start(TRANSCODE_WORKERS, TRANSCODE_QUEUE))
+}
+
+/// Whether a stream template leaves audio transcoding on (the documented default); a
+/// template whose settings say `"audio": {"enabled": false}` turns it off.
+pub fn template_transcodes_audio(settings_json: Option<&str>) -> bool {
+    let Some(text) = settings_json else {
+        return true;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return true;
+    };
+    v.get("audio")
+        .and_then(|a| a.get("enabled"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}
+
 /// Starts this core's WebRTC tasks: the socket loop and the request inbox.
 pub fn spawn(ctx: Rc<CoreCtx>) {
     let Some(sock) = ctx.webrtc.recv.borrow_mut().take() else {
@@ -1063,6 +1090,19 @@ mod tests {
         assert_eq!(core_of_session("1-"), None);
         assert_eq!(core_of_session("1-zz"), None);
         assert_eq!(core_of_session("nodash"), None);
+    }
+
+    #[test]
+    fn template_audio_switch() {
+        assert!(template_transcodes_audio(None));
+        assert!(template_transcodes_audio(Some("{}")));
+        assert!(template_transcodes_audio(Some("not json")));
+        assert!(template_transcodes_audio(Some(
+            r#"{"audio":{"enabled":true}}"#
+        )));
+        assert!(!template_transcodes_audio(Some(
+            r#"{"video":{"enabled":true},"audio":{"enabled":false}}"#
+        )));
     }
 
     #[test]
