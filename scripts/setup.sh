@@ -8,7 +8,7 @@ set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-need_pkgs=(pkg-config ca-certificates)
+need_pkgs=(pkg-config ca-certificates libopus-dev cmake)
 if [ "$want_test" = 1 ]; then
     need_pkgs+=(ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav

@@ -83,6 +83,8 @@ pub struct Gateway {
 pub struct GatewayOptions {
     pub extra_app_toml: String,
     pub extra_toml: String,
+    /// Extra keys for the `[dataplane]` section.
+    pub extra_dataplane_toml: String,
 }
 
 impl Gateway {
@@ -125,6 +127,7 @@ cores = 2
 rtmp_listen = "127.0.0.1:{rtmp_port}"
 srt_listen = "127.0.0.1:{srt_port}"
 http_listen = "127.0.0.1:{http_port}"
+{extra_dataplane}
 
 [table]
 path = "{table}"
@@ -134,6 +137,7 @@ path = "{table}"
             extra_app = opts.extra_app_toml,
             table = table_path.display(),
             extra = opts.extra_toml,
+            extra_dataplane = opts.extra_dataplane_toml,
         );
         let cfg_path = dir.path().join("sluice.toml");
         std::fs::write(&cfg_path, cfg).unwrap();

@@ -486,7 +486,7 @@ impl CoreWebrtc {
                     .fetch_add(1, Ordering::Relaxed);
                 WhepError::ViewerLimit(l.limit)
             })?;
-        match self.build_session(key.clone(), offer, &sources, now, shared) {
+        match self.build_session(key.clone(), offer, offer_sdp, &sources, now, shared) {
             Ok((viewer, answer)) => {
                 let mut st = self.state.borrow_mut();
                 for t in &viewer.tracks {
@@ -515,6 +515,7 @@ impl CoreWebrtc {
         &self,
         key: ChannelKey,
         offer: SdpOffer,
+        offer_text: &str,
         sources: &[Source],
         now: Instant,
         shared: &WebrtcShared,
@@ -565,18 +566,12 @@ impl CoreWebrtc {
             }
         }
         let mut tracks = Vec::new();
-        let mut offered_names: Vec<String> = Vec::new();
+        let offered_names = codecs_in_sdp(offer_text);
         let mut wanted: Vec<&'static str> = Vec::new();
         let mut video_sources = sources.iter().filter_map(|s| s.video.map(|c| (s, c)));
         let mut audio_sources = sources.iter().filter_map(|s| s.audio.map(|c| (s, c)));
         for (mid, kind) in &mlines {
             let offered = offered_on(&rtc, *mid);
-            for o in &offered {
-                let n = format!("{:?}", o.codec);
-                if !offered_names.contains(&n) {
-                    offered_names.push(n);
-                }
-            }
             let next = match kind {
                 MediaKind::Video => video_sources.next(),
                 MediaKind::Audio => audio_sources.next(),
@@ -875,6 +870,28 @@ struct Source {
     source_audio: String,
 }
 
+/// Codec names of an SDP's `a=rtpmap` lines, without duplicates, for error messages.
+fn codecs_in_sdp(sdp: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for l in sdp.lines() {
+        let Some(rest) = l.trim_end().strip_prefix("a=rtpmap:") else {
+            continue;
+        };
+        let Some(name) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|e| e.split('/').next())
+        else {
+            continue;
+        };
+        let name = name.chars().take(32).collect::<String>();
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) && names.len() < 16 {
+            names.push(name);
+        }
+    }
+    names
+}
+
 /// The `a=mid:` values of an SDP, in m-line order.
 fn mids_in_sdp(sdp: &str) -> Vec<Mid> {
     sdp.lines()
@@ -1090,6 +1107,14 @@ mod tests {
         assert_eq!(core_of_session("1-"), None);
         assert_eq!(core_of_session("1-zz"), None);
         assert_eq!(core_of_session("nodash"), None);
+    }
+
+    #[test]
+    fn codec_names_for_errors() {
+        let sdp = "m=video 9 X 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=rtpmap:98 vp8/90000\r\na=rtpmap:bad\r\n";
+        assert_eq!(codecs_in_sdp(sdp), ["VP8", "rtx"]);
+        let mids = mids_in_sdp("a=mid:0\r\nx\r\na=mid:v1\r\n");
+        assert_eq!(mids, [Mid::from("0"), Mid::from("v1")]);
     }
 
     #[test]
