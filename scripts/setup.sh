@@ -45,3 +45,13 @@ if [ "$want_test" = 1 ]; then
         (cd "$browser_dir" && npm ci --no-audit --no-fund --silent)
     fi
 fi
+
+if [ "$want_test" = 1 ]; then
+    # aiortc: a second WebRTC stack for the WHEP interop test (control/server/tests).
+    venv="$(dirname "$0")/../target/aiortc-venv"
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiortc" 2>/dev/null; then
+        echo "setup: aiortc venv in target/aiortc-venv" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q -r "$(dirname "$0")/../control/server/tests/whep_client/requirements.txt"
+    fi
+fi
