@@ -26,6 +26,7 @@ mod resample;
 mod worker;
 
 pub use resample::LinearResampler;
+pub use worker::Transcoder;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

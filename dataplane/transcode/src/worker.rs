@@ -43,7 +43,9 @@ pub(crate) fn check_input(input: &AacInput) -> Result<(), TranscodeError> {
     decoder_for(input).map(|_| ())
 }
 
-struct StreamState {
+/// The synchronous AAC → Opus state of one stream: what a worker runs, usable on its own
+/// (tests, fuzzing). Never call it on a reactor thread.
+pub struct Transcoder {
     decoder: AacDecoder,
     encoder: Option<opus::Encoder>,
     channels: usize,
@@ -57,13 +59,49 @@ struct StreamState {
     emitted: u64,
     /// Samples per channel received since `base_pts` (for resync checks).
     received: u64,
+}
+
+struct StreamState {
+    transcoder: Transcoder,
     out: Sender<OpusFrame>,
+    pending: Vec<OpusFrame>,
 }
 
 impl StreamState {
     fn new(input: AacInput, out: Sender<OpusFrame>) -> Result<Self, TranscodeError> {
         Ok(StreamState {
-            decoder: decoder_for(&input)?,
+            transcoder: Transcoder::new(&input)?,
+            out,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Transcodes one frame and sends the results. Returns false when the stream's handle is
+    /// gone.
+    fn frame(&mut self, pts: i64, data: &Bytes, counters: &Counters) -> bool {
+        self.pending.clear();
+        if !self.transcoder.push(pts, data, &mut self.pending) {
+            counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        for frame in self.pending.drain(..) {
+            counters.encoded.fetch_add(1, Ordering::Relaxed);
+            match self.out.try_send(frame) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    counters.output_overflow.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Transcoder {
+    /// A transcoder for the track; fails when the decoder does not support it.
+    pub fn new(input: &AacInput) -> Result<Self, TranscodeError> {
+        Ok(Transcoder {
+            decoder: decoder_for(input)?,
             encoder: None,
             channels: 0,
             resampler: None,
@@ -72,20 +110,18 @@ impl StreamState {
             base_pts: None,
             emitted: 0,
             received: 0,
-            out,
         })
     }
 
-    /// Decodes one frame and encodes every whole Opus frame now available. Returns false
-    /// when the stream's handle is gone.
-    fn frame(&mut self, pts: i64, data: &Bytes, counters: &Counters) -> bool {
+    /// Decodes one AAC frame (pts in 90 kHz ticks) and appends every whole 20 ms Opus frame
+    /// now available to `out`. Returns false when the frame could not be decoded.
+    pub fn push(&mut self, pts: i64, data: &[u8], out: &mut Vec<OpusFrame>) -> bool {
         let packet = Packet::new_from_slice(0, 0, 1024, data);
         let decoded = match self.decoder.decode(&packet) {
             Ok(b) => b,
             Err(e) => {
-                counters.decode_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "AAC frame not decodable");
-                return true;
+                return false;
             }
         };
         let spec = *decoded.spec();
@@ -168,18 +204,10 @@ impl StreamState {
             let out_pts = self.base_pts.unwrap_or(pts)
                 + (self.emitted as i64) * 90_000 / i64::from(OPUS_RATE);
             self.emitted += OPUS_FRAME_SAMPLES as u64;
-            counters.encoded.fetch_add(1, Ordering::Relaxed);
-            let frame = OpusFrame {
+            out.push(OpusFrame {
                 pts: out_pts,
                 data: Bytes::copy_from_slice(packet.get(..n).unwrap_or_default()),
-            };
-            match self.out.try_send(frame) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    counters.output_overflow.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
+            });
         }
         self.fifo.drain(..consumed);
         true
@@ -198,9 +226,18 @@ pub(crate) fn run(rx: Receiver<Job>, counters: Arc<Counters>) {
                 Err(e) => tracing::warn!(error = %e, "transcoder open failed"),
             },
             Job::Frame { id, pts, data } => {
-                let alive = streams
-                    .get_mut(&id)
-                    .is_some_and(|s| s.frame(pts, &data, &counters));
+                // A decoder panic on hostile input must cost only that stream's audio, not
+                // the worker (and every other stream sharded to it).
+                let alive = streams.get_mut(&id).is_some_and(|s| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        s.frame(pts, &data, &counters)
+                    }))
+                    .unwrap_or_else(|_| {
+                        counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("AAC decoder panicked; transcoding stopped for one stream");
+                        false
+                    })
+                });
                 if !alive {
                     streams.remove(&id);
                 }
