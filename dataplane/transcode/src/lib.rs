@@ -220,6 +220,44 @@ impl Drop for AacToOpus {
 mod tests {
     use super::*;
 
+    /// Fuzzing found frames on which Symphonia's AAC decoder panics (index out of bounds in
+    /// its ICS parser); the transcoder contains the panic, reports the frame as undecodable
+    /// and keeps working.
+    #[test]
+    fn decoder_panic_is_contained() {
+        const INPUT: &[u8] = &[
+            17, 144, 255, 222, 2, 0, 76, 97, 118, 99, 53, 57, 174, 51, 55, 46, 49, 48, 48, 0, 66,
+            85, 31, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 147, 51, 127, 134, 26,
+            26, 128, 146, 231, 156, 107, 3, 68, 218, 197, 115, 87, 52, 236, 239, 137, 82, 36, 225,
+            59, 171, 48, 224, 228, 201, 114, 168, 223, 208, 166, 107, 85, 153, 235, 15, 66, 232,
+            59, 119, 66, 175, 53, 173, 70, 214, 159, 107, 82, 149, 41, 40, 25, 100, 221, 146, 81,
+            37, 25, 55, 45, 48, 113, 10, 90, 56, 148, 63, 27, 1, 34, 68, 3, 25, 57, 2, 142, 32,
+            117, 242, 164, 108, 16, 37, 240, 63, 69, 101, 121, 107, 35, 127, 64, 241, 77, 185, 199,
+            57, 173, 36, 48, 0, 0, 0, 0, 0, 0, 0, 78, 237, 194,
+        ];
+        let (asc, mut rest) = INPUT.split_at(2);
+        let mut t = Transcoder::new(&AacInput {
+            specific_config: Bytes::copy_from_slice(asc),
+            sample_rate: 48_000,
+            channels: 2,
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        let mut failed = 0;
+        while let Some((&len, tail)) = rest.split_first() {
+            let n = usize::from(len).min(tail.len());
+            let (frame, next) = tail.split_at(n);
+            rest = next;
+            if !t.push(0, frame, &mut out) {
+                failed += 1;
+            }
+        }
+        assert!(failed >= 1);
+    }
+
     #[test]
     fn refuses_unsupported_config() {
         let pool = Pool::start(1, 4);

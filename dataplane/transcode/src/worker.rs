@@ -46,6 +46,7 @@ pub(crate) fn check_input(input: &AacInput) -> Result<(), TranscodeError> {
 /// The synchronous AAC → Opus state of one stream: what a worker runs, usable on its own
 /// (tests, fuzzing). Never call it on a reactor thread.
 pub struct Transcoder {
+    input: AacInput,
     decoder: AacDecoder,
     encoder: Option<opus::Encoder>,
     channels: usize,
@@ -101,6 +102,7 @@ impl Transcoder {
     /// A transcoder for the track; fails when the decoder does not support it.
     pub fn new(input: &AacInput) -> Result<Self, TranscodeError> {
         Ok(Transcoder {
+            input: input.clone(),
             decoder: decoder_for(input)?,
             encoder: None,
             channels: 0,
@@ -117,13 +119,30 @@ impl Transcoder {
     /// now available to `out`. Returns false when the frame could not be decoded.
     pub fn push(&mut self, pts: i64, data: &[u8], out: &mut Vec<OpusFrame>) -> bool {
         let packet = Packet::new_from_slice(0, 0, 1024, data);
-        let decoded = match self.decoder.decode(&packet) {
-            Ok(b) => b,
-            Err(e) => {
+        // Symphonia's AAC decoder can panic on hostile frames (fuzzing found an index out of
+        // bounds in its ICS parser): contain it here, and start over with a fresh decoder.
+        let decoder = &mut self.decoder;
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decoder
+                .decode(&packet)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }));
+        match ok {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "AAC frame not decodable");
                 return false;
             }
-        };
+            Err(_) => {
+                tracing::warn!("AAC decoder panicked on a frame; decoder reset");
+                if let Ok(d) = decoder_for(&self.input) {
+                    self.decoder = d;
+                }
+                return false;
+            }
+        }
+        let decoded = self.decoder.last_decoded();
         let spec = *decoded.spec();
         let in_channels = spec.channels.count().max(1);
         let out_channels = in_channels.min(usize::from(MAX_CHANNELS));
