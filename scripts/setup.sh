@@ -8,11 +8,11 @@ set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-need_pkgs=(pkg-config ca-certificates)
+need_pkgs=(pkg-config ca-certificates libopus-dev cmake)
 if [ "$want_test" = 1 ]; then
     need_pkgs+=(ffmpeg srt-tools gstreamer1.0-tools gstreamer1.0-plugins-base
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-        nodejs npm python3 python3-venv valgrind)
+        nodejs npm python3 python3-venv valgrind chromium)
 fi
 
 missing=()
@@ -35,4 +35,23 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1
+fi
+
+if [ "$want_test" = 1 ]; then
+    # playwright-core drives the Debian chromium (never a downloaded browser build).
+    browser_dir="$(dirname "$0")/../control/server/tests/browser"
+    if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+        echo "setup: npm ci in control/server/tests/browser" >&2
+        (cd "$browser_dir" && npm ci --no-audit --no-fund --silent)
+    fi
+fi
+
+if [ "$want_test" = 1 ]; then
+    # aiortc: a second WebRTC stack for the WHEP interop test (control/server/tests).
+    venv="$(dirname "$0")/../target/aiortc-venv"
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiortc" 2>/dev/null; then
+        echo "setup: aiortc venv in target/aiortc-venv" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q -r "$(dirname "$0")/../control/server/tests/whep_client/requirements.txt"
+    fi
 fi

@@ -35,6 +35,13 @@ pub struct DataplaneConfig {
     pub gop_cache_max_bytes: usize,
     /// Largest RTP payload, in bytes.
     pub rtp_payload_mtu: usize,
+    /// Address advertised to WebRTC viewers as a host candidate besides 127.0.0.1.
+    pub webrtc_public_ip: Option<std::net::IpAddr>,
+    /// First UDP port of the WebRTC range: core N uses `webrtc_port_base + N`, so a viewer's
+    /// packets reach the core that owns its session; 0 = an ephemeral port per core.
+    pub webrtc_port_base: u16,
+    /// WHEP sessions allowed per channel; 0 = unlimited.
+    pub max_viewers_per_channel: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -51,6 +58,9 @@ impl Default for DataplaneConfig {
             max_bitrate_kbps: 0,
             gop_cache_max_bytes: 16 << 20,
             rtp_payload_mtu: 1200,
+            webrtc_public_ip: None,
+            webrtc_port_base: 0,
+            max_viewers_per_channel: 0,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Shared {
     pub registry: Registry,
     /// Number of executors.
     pub cores: usize,
+    /// WebRTC directory, per-core inboxes and counters.
+    pub webrtc: crate::webrtc::WebrtcShared,
 }
 
 impl Shared {
@@ -56,6 +58,8 @@ pub struct CoreCtx {
     /// Senders to every core, for moving a connection to its stream's owner; `None` with one
     /// core.
     pub handoff: Option<Senders<Handoff>>,
+    /// This core's WebRTC egress (socket and viewer sessions).
+    pub webrtc: Rc<crate::webrtc::CoreWebrtc>,
 }
 
 impl CoreCtx {
@@ -104,6 +108,7 @@ pub async fn run(
         mesh_id,
         mesh_peers,
         handoff,
+        webrtc: Rc::new(crate::webrtc::CoreWebrtc::bind(id, &shared.cfg)?),
     });
     if let Some(mut rx) = receivers {
         for (_, receiver) in rx.streams() {
@@ -125,6 +130,8 @@ pub async fn run(
 
     glommio::spawn_local(housekeeping(ctx.clone())).detach();
     glommio::spawn_local(crate::srt_ingest::serve(ctx.clone())).detach();
+    crate::webrtc::spawn(ctx.clone());
+    crate::http::spawn(ctx.clone())?;
 
     loop {
         match listener.accept().await {

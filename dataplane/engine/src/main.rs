@@ -8,6 +8,7 @@ mod admission;
 mod config;
 mod core;
 mod egress;
+mod http;
 mod ingest;
 mod packetize;
 mod registry;
@@ -15,6 +16,7 @@ mod rtmp_ingest;
 mod srt_ingest;
 mod stream;
 mod time;
+mod webrtc;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         table: table.clone(),
         registry: Registry::default(),
         cores,
+        webrtc: crate::webrtc::WebrtcShared::new(cores),
     });
 
     // Connections move to their stream's owner core through this mesh.

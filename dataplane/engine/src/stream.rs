@@ -1,6 +1,7 @@
 //! A live stream on its owner core: track configuration, the RTP packetizers (run once per
-//! stream, whatever the number of receivers), the cached GOP for late joiners, the attached
-//! RTP forwarders, stats and lifecycle events.
+//! stream, whatever the number of receivers), the cached GOP for late joiners, and the egress
+//! seam that fans each packetized frame out to its receivers (RTP forwarders and WebRTC
+//! viewers), stats and lifecycle events.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -18,6 +19,9 @@ use crate::core::CoreCtx;
 use crate::egress::Forwarder;
 use crate::packetize::{AudioRtp, Track, VideoRtp};
 use crate::registry::StreamGuard;
+use crate::webrtc::directory::{ChannelKey, Directory, LiveEntry};
+use crate::webrtc::viewer::SendCodec;
+use crate::webrtc::{CoreWebrtc, audio_send_codec, video_send_codec};
 
 /// Who is publishing, from where.
 #[derive(Debug, Clone)]
@@ -49,6 +53,24 @@ struct GopCache {
     bytes: usize,
     /// Set when the GOP outgrew the cap: stop caching until the next keyframe.
     overflowed: bool,
+    /// The first cached video packet begins a keyframe (false before the first keyframe).
+    starts_on_keyframe: bool,
+}
+
+/// Keeps the stream listed in the WebRTC directory while it lives, and tells this core's
+/// viewers when it ends (on drop, so every way a stream can end is covered).
+struct Listing {
+    directory: Directory,
+    key: ChannelKey,
+    sid: String,
+    webrtc: Rc<CoreWebrtc>,
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        self.directory.remove(&self.key, &self.sid);
+        self.webrtc.stream_ended(&self.sid);
+    }
 }
 
 /// Audio packets kept for audio-only streams (no keyframes to anchor a GOP).
@@ -98,6 +120,13 @@ pub struct Stream {
     kick_seq: Option<u64>,
     close: Option<Refusal>,
     closing_normal: bool,
+    listing: Listing,
+    viewers: u32,
+    /// AAC is transcoded to Opus for WebRTC (template `audio.enabled`, on by default).
+    transcode_audio: bool,
+    aac_to_opus: Option<sluice_transcode::AacToOpus>,
+    /// Packetizer of the transcoded Opus track (WebRTC only; forwarders keep AAC).
+    opus_rtp: Option<AudioRtp>,
 }
 
 impl Stream {
@@ -112,6 +141,33 @@ impl Stream {
         let now = crate::time::unix_ms();
         let table = &ctx.shared.table;
         let stats_slot = table.claim_stats_slot();
+        let key = ChannelKey {
+            app_id: id.app_id.clone(),
+            channel: id.channel.clone(),
+        };
+        ctx.shared.webrtc.directory.add(
+            key.clone(),
+            LiveEntry {
+                uid: id.uid.clone(),
+                sid: id.sid.clone(),
+                core: ctx.id,
+                protocol: id.protocol.into(),
+                ..Default::default()
+            },
+        );
+        let transcode_audio = crate::webrtc::template_transcodes_audio(
+            template_id
+                .as_deref()
+                .and_then(|t| table.template(&id.app_id, t))
+                .map(|t| t.settings_json)
+                .as_deref(),
+        );
+        let listing = Listing {
+            directory: ctx.shared.webrtc.directory.clone(),
+            key,
+            sid: id.sid.clone(),
+            webrtc: ctx.webrtc.clone(),
+        };
         let mut s = Stream {
             sid: id.sid.clone(),
             app_id: id.app_id.clone(),
@@ -150,6 +206,11 @@ impl Stream {
             kick_seq: None,
             close: None,
             closing_normal: false,
+            listing,
+            viewers: 0,
+            transcode_audio,
+            aac_to_opus: None,
+            opus_rtp: None,
         };
         tracing::info!(sid = %s.sid, app = %s.app_id, channel = %s.id.channel, uid = %s.id.uid,
             key = %mask_key(&s.id.key), protocol = s.id.protocol, core = ctx.mesh_id, "stream started");
@@ -174,6 +235,11 @@ impl Stream {
                 self.profile_announced = false;
             }
             MediaEvent::AudioConfig(cfg) => {
+                self.aac_to_opus = None;
+                self.opus_rtp = None;
+                if cfg.codec == AudioCodec::Aac && self.transcode_audio {
+                    self.start_transcoder(&cfg, ctx);
+                }
                 self.audio = AudioRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
             }
@@ -205,15 +271,21 @@ impl Stream {
                     self.gop.packets.clear();
                     self.gop.bytes = 0;
                     self.gop.overflowed = false;
+                    self.gop.starts_on_keyframe = true;
                 }
                 let packets = std::mem::take(&mut self.packet_buf);
-                self.cache_and_send(Track::Video, &packets, ctx);
+                self.cache_and_send(Track::Video, &packets, frame.keyframe, ctx);
                 self.packet_buf = packets;
             }
             MediaEvent::Audio(frame) => {
                 let len = frame.data.len() as u64;
                 self.bytes_in_audio += len;
                 self.window_bytes += len;
+                if let Some(t) = &self.aac_to_opus {
+                    // Never blocks: a full transcoder queue drops the frame and counts it.
+                    t.push(frame.pts, frame.data.clone());
+                }
+                self.drain_transcoded(ctx);
                 let Some(a) = self.audio.as_mut() else { return };
                 self.packet_buf.clear();
                 a.packetize(&frame, &mut self.packet_buf);
@@ -222,13 +294,21 @@ impl Stream {
                     self.gop.bytes -= p.len();
                 }
                 let packets = std::mem::take(&mut self.packet_buf);
-                self.cache_and_send(Track::Audio, &packets, ctx);
+                self.cache_and_send(Track::Audio, &packets, false, ctx);
                 self.packet_buf = packets;
             }
         }
     }
 
-    fn cache_and_send(&mut self, track: Track, packets: &[RtpPacket], ctx: &CoreCtx) {
+    /// The egress seam: caches a frame's packets for late joiners and hands them to every
+    /// receiver (forwarders here, WebRTC viewers through this core's WebRTC egress).
+    fn cache_and_send(
+        &mut self,
+        track: Track,
+        packets: &[RtpPacket],
+        keyframe: bool,
+        ctx: &CoreCtx,
+    ) {
         if !self.gop.overflowed {
             let add: usize = packets.iter().map(RtpPacket::len).sum();
             if self.gop.bytes + add > self.gop_cap {
@@ -266,6 +346,98 @@ impl Stream {
                 Track::Audio => self.bytes_out_audio += sent.bytes,
             }
         }
+        // Audio goes to WebRTC as it is only when it is Opus already; transcoded AAC takes
+        // its own path (`drain_transcoded`).
+        let webrtc_ok = match track {
+            Track::Video => self.webrtc_video().is_some(),
+            Track::Audio => self
+                .audio
+                .as_ref()
+                .is_some_and(|a| audio_send_codec(a.config().codec).is_some()),
+        };
+        if webrtc_ok && ctx.webrtc.has_viewers(&self.sid) {
+            ctx.webrtc
+                .fanout(&self.sid, track, packets, keyframe, &ctx.shared.webrtc);
+        }
+    }
+
+    fn start_transcoder(&mut self, cfg: &sluice_proto::media::AudioConfig, ctx: &CoreCtx) {
+        let input = sluice_transcode::AacInput {
+            specific_config: cfg.specific_config.clone(),
+            sample_rate: cfg.sample_rate,
+            channels: cfg.channels,
+        };
+        match crate::webrtc::transcode_pool().open(input) {
+            Ok(t) => {
+                self.aac_to_opus = Some(t);
+                self.opus_rtp = AudioRtp::new(
+                    sluice_proto::media::AudioConfig {
+                        codec: AudioCodec::Opus,
+                        sample_rate: sluice_transcode::OPUS_RATE,
+                        channels: 2,
+                        specific_config: bytes::Bytes::new(),
+                    },
+                    ctx.shared.cfg.rtp_payload_mtu,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(sid = %self.sid, error = %e, "AAC audio not transcoded for WebRTC");
+            }
+        }
+    }
+
+    /// Packetizes the Opus frames the transcoder finished and hands them to WebRTC viewers.
+    fn drain_transcoded(&mut self, ctx: &CoreCtx) {
+        let (Some(t), Some(rtp)) = (&self.aac_to_opus, self.opus_rtp.as_mut()) else {
+            return;
+        };
+        let mut packets = Vec::new();
+        while let Some(f) = t.poll() {
+            let frame = sluice_proto::media::AudioFrame {
+                pts: f.pts,
+                data: f.data,
+            };
+            rtp.packetize(&frame, &mut packets);
+        }
+        if packets.is_empty() || self.audio_muted || !ctx.webrtc.has_viewers(&self.sid) {
+            return;
+        }
+        ctx.webrtc
+            .fanout(&self.sid, Track::Audio, &packets, false, &ctx.shared.webrtc);
+    }
+
+    /// The cached GOP (reference-counted packet descriptors) and whether it begins on a
+    /// keyframe, for a WebRTC viewer that just connected or asked for a keyframe.
+    /// Cached audio is included only when it goes to WebRTC as it is (Opus): cached AAC
+    /// packets are not what a viewer's Opus track carries.
+    pub fn gop_snapshot(&self) -> (Vec<(Track, RtpPacket)>, bool) {
+        let audio_as_is = self
+            .audio
+            .as_ref()
+            .is_some_and(|a| audio_send_codec(a.config().codec).is_some());
+        let packets = self
+            .gop
+            .packets
+            .iter()
+            .filter(|(t, _)| *t == Track::Video || audio_as_is)
+            .cloned()
+            .collect();
+        (packets, self.gop.starts_on_keyframe)
+    }
+
+    /// What this stream's video can be sent to WebRTC as.
+    pub fn webrtc_video(&self) -> Option<SendCodec> {
+        let cfg = self.video.as_ref()?.config();
+        video_send_codec(cfg.codec, cfg.profile)
+    }
+
+    /// What this stream's audio can be sent to WebRTC as: Opus passed through, or AAC
+    /// transcoded to Opus.
+    pub fn webrtc_audio(&self) -> Option<SendCodec> {
+        if self.aac_to_opus.is_some() && self.opus_rtp.is_some() {
+            return Some(SendCodec::Opus);
+        }
+        audio_send_codec(self.audio.as_ref()?.config().codec)
     }
 
     /// Attaches forwarders configured for this stream and detaches removed ones.
@@ -309,6 +481,8 @@ impl Stream {
 
     /// Periodic work: GOP-cache primed sends, rates, timeouts, RTCP sender reports.
     pub fn on_tick(&mut self, now_ms: u64, ctx: &CoreCtx) {
+        self.viewers = ctx.webrtc.viewer_count(&self.sid);
+        self.drain_transcoded(ctx);
         // Newly attached forwarders start from the cached GOP.
         for f in &mut self.forwarders {
             if !f.primed {
@@ -456,7 +630,7 @@ impl Stream {
             bytes_out_video: self.bytes_out_video,
             bytes_out_audio: self.bytes_out_audio,
             forwarders: self.forwarders.len() as u32,
-            viewers: 0,
+            viewers: self.viewers,
             updated_ms: now_ms,
             video_params: self
                 .video
@@ -473,8 +647,34 @@ impl Stream {
 
     /// Writes the stats record into this stream's slot.
     pub fn publish_stats(&mut self, now_ms: u64, table: &Table) {
+        let summary = self.stats(now_ms);
+        let (viewers, bframes) = (self.viewers, self.bframes);
+        let webrtc_audio = if self.webrtc_audio().is_some() {
+            "opus"
+        } else {
+            "none"
+        };
+        self.listing
+            .directory
+            .update(&self.listing.key, &self.sid, |e| {
+                if let Some(v) = &summary.video {
+                    e.video_codec = v.codec.clone();
+                    e.width = v.width;
+                    e.height = v.height;
+                    e.fps = v.fps;
+                    e.bitrate_kbps = v.bitrate_kbps;
+                }
+                e.audio_codec = summary
+                    .audio
+                    .as_ref()
+                    .map(|a| a.codec.clone())
+                    .unwrap_or_default();
+                e.webrtc_audio = webrtc_audio.into();
+                e.bframes = bframes;
+                e.viewers = viewers;
+            });
         if let Some(slot) = self.stats_slot {
-            let s = self.stats(now_ms);
+            let s = summary;
             if let Err(e) = table.write_stats(slot, &s) {
                 tracing::warn!(sid = %self.sid, error = %e, "stats record does not fit its slot");
             }

@@ -22,4 +22,5 @@ pub mod rtmp;
 pub mod rtp;
 pub mod srt;
 pub mod streamkey;
+pub mod stun;
 pub mod ts;
