@@ -378,13 +378,44 @@ impl fmt::Display for Operand {
 }
 
 /// Fully parenthesised canonical text, which parses back to the same tree.
+/// Canonical text with only the parentheses the grammar needs, so printing never nests
+/// deeper than the text it was parsed from (the parser caps nesting at [`MAX_DEPTH`]).
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Binding strength: `or` 1 < `and` 2 < `not` / comparison 3.
+        fn strength(e: &Expr) -> u8 {
+            match e {
+                Expr::Or(..) => 1,
+                Expr::And(..) => 2,
+                Expr::Not(_) | Expr::Cmp(..) => 3,
+            }
+        }
+        // Writes `e` where the grammar expects something binding at least `min`.
+        fn child(f: &mut fmt::Formatter<'_>, e: &Expr, min: u8) -> fmt::Result {
+            if strength(e) >= min {
+                write!(f, "{e}")
+            } else {
+                write!(f, "({e})")
+            }
+        }
         match self {
             Expr::Cmp(a, op, b) => write!(f, "{a} {} {b}", op.text()),
-            Expr::Not(e) => write!(f, "not ({e})"),
-            Expr::And(a, b) => write!(f, "({a}) and ({b})"),
-            Expr::Or(a, b) => write!(f, "({a}) or ({b})"),
+            Expr::Not(e) => {
+                f.write_str("not ")?;
+                child(f, e, 3)
+            }
+            // Both operators associate to the left: a chain's left side needs no
+            // parentheses, its right side is one level tighter.
+            Expr::And(a, b) => {
+                child(f, a, 2)?;
+                f.write_str(" and ")?;
+                child(f, b, 3)
+            }
+            Expr::Or(a, b) => {
+                child(f, a, 1)?;
+                f.write_str(" or ")?;
+                child(f, b, 2)
+            }
         }
     }
 }
@@ -447,6 +478,35 @@ mod tests {
         ] {
             let e = parse(s).unwrap();
             assert_eq!(parse(&e.to_string()).unwrap(), e, "{s}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    #[test]
+    fn canonical_text_adds_no_nesting() {
+        // Found by the control_adapt_filters fuzz target: a long `and` chain printed with a
+        // pair of parentheses per operator nested deeper than the parser accepts.
+        let long = (0..40)
+            .map(|i| format!("width > {i}"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let e = parse(&long).unwrap();
+        assert_eq!(e.to_string(), long);
+        assert_eq!(parse(&e.to_string()).unwrap(), e);
+        for text in [
+            "not (fps < 2 or width > 3)",
+            "(bitrate > 1 or gop > 2) and not bframes > 0",
+            "bitrate > 1 or gop > 2 and codec == 2",
+            "width > 1 and (height > 2 and fps > 3)",
+            "not not width > 1",
+        ] {
+            let e = parse(text).unwrap();
+            let printed = e.to_string();
+            assert_eq!(parse(&printed).unwrap(), e, "{text} -> {printed}");
         }
     }
 }
