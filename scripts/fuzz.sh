@@ -18,6 +18,12 @@ if [ "${FUZZ_ASAN:-0}" = 1 ]; then
 fi
 target=${1:?usage: fuzz.sh TARGET|--all SECONDS}
 secs=${2:-30}
+# A fixed seed makes a run repeatable: CI explores the same inputs each time, so a red CI run
+# means a change broke something, not that the dice fell differently. FUZZ_SEED=0 lets
+# libFuzzer pick a fresh seed for exploratory runs.
+seed=${FUZZ_SEED:-1}
+seed_arg=()
+[ "$seed" != 0 ] && seed_arg=(-seed="$seed")
 run_one() {
     local t=$1
     mkdir -p "corpus/$t"
@@ -27,7 +33,7 @@ run_one() {
     echo "== fuzz $t for ${secs}s"
     local rc=0
     cargo fuzz run "${san[@]}" "$t" "$scratch" "corpus/$t" -- -max_total_time="$secs" \
-        -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$scratch.log" 2>&1 || rc=$?
+        "${seed_arg[@]}" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$scratch.log" 2>&1 || rc=$?
     if [ "$rc" != 0 ]; then
         tail -n 60 "$scratch.log" >&2
     else
@@ -35,7 +41,7 @@ run_one() {
     fi
     rm -rf "$scratch" "$scratch.log"
     if [ "$rc" != 0 ]; then
-        echo "fuzz target $t failed (exit $rc); rerun: scripts/fuzz.sh $t $secs" >&2
+        echo "fuzz target $t failed (exit $rc); rerun: FUZZ_SEED=$seed scripts/fuzz.sh $t $secs" >&2
         return "$rc"
     fi
 }

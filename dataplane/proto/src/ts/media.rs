@@ -374,6 +374,8 @@ impl MediaAdapter {
         };
         let mut frames = aac::adts_frames(&frame.data);
         let mut index: i64 = 0;
+        let mut seg_rate: i64 = 0;
+        let mut seg_start: i64 = 0;
         let mut first_pts = None;
         let mut last_pts = None;
         for r in frames.by_ref() {
@@ -412,8 +414,19 @@ impl MediaAdapter {
                 )
                 .0
             });
-            // From the PES start, so per-frame rounding does not accumulate.
-            let pts = start + index * AAC_FRAME_SAMPLES * i64::from(MEDIA_CLOCK_HZ) / rate;
+            // From the start of the run of frames at this rate, so per-frame rounding does not
+            // accumulate; a rate change (hostile or broken input) starts a new run where the
+            // previous one ended, so timestamps keep going forward.
+            if seg_rate != rate {
+                if seg_rate != 0 {
+                    seg_start += index * AAC_FRAME_SAMPLES * i64::from(MEDIA_CLOCK_HZ) / seg_rate;
+                } else {
+                    seg_start = start;
+                }
+                seg_rate = rate;
+                index = 0;
+            }
+            let pts = seg_start + index * AAC_FRAME_SAMPLES * i64::from(MEDIA_CLOCK_HZ) / rate;
             index += 1;
             last_pts = Some(pts);
             self.stats.audio_frames += 1;
