@@ -3,7 +3,7 @@
 //! The control side of Sluice: the operator CLI, the REST API compatible with Agora's Media
 //! Gateway (`docs/api.md`), the durable SQLite store that is the source of truth for
 //! configuration, and the writer of the shared-memory table the dataplane reads
-//! (`/work/shared/design/architecture.md` §1–§3).
+//! (`docs/architecture.md`).
 //!
 //! Layout: [`config`] parses and validates the TOML file; [`store`] is the durable store behind
 //! the [`store::Store`] trait; [`table`] holds the traits through which the server talks to the
