@@ -212,12 +212,16 @@ fn process_alive(pid: u32) -> bool {
     pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Spin briefly, then let the writer's thread run.
+/// Spin briefly, then let the writer's thread run, then sleep: a yield returns at once on an
+/// idle machine, so without the sleep [`MAX_READ_ATTEMPTS`] would run out long before the
+/// time-based patience and a reader would give up on a live writer early.
 pub(crate) fn backoff(attempt: u32) {
     if attempt < 64 {
         std::hint::spin_loop();
-    } else {
+    } else if attempt < 1024 {
         std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(50));
     }
 }
 
