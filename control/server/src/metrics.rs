@@ -239,7 +239,7 @@ pub fn render(
         "sluice_dataplane_up",
         "gauge",
         "1 when the dataplane heartbeat is younger than 5 s.",
-        u64::from(hb != 0 && now_ms.saturating_sub(hb) < 5000),
+        u64::from(hb != 0 && now_ms.saturating_sub(hb) <= crate::table_shm::DATAPLANE_STALE_MS),
     );
     x.family(
         "sluice_dataplane_heartbeat_age_seconds",

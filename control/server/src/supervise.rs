@@ -191,15 +191,92 @@ pub fn backoff(failures: u32) -> Duration {
         .min(Duration::from_secs(30))
 }
 
+/// Name of the file, in the data dir, holding the pid of the dataplane `sluice up` runs.
+pub const DATAPLANE_PID_FILE: &str = "dataplane.pid";
+
+/// The pid in `pid_file` if that process is alive and is a `sluice-dataplane` (checked by
+/// its `/proc/PID/comm`, so a recycled pid of another program is never adopted or signalled).
+pub fn live_dataplane(pid_file: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if pid <= 0 {
+        return None;
+    }
+    // The kernel truncates comm to 15 bytes: "sluice-dataplan".
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // A zombie (state Z after the closing parenthesis) is dead for our purposes.
+    let zombie = state
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    ("sluice-dataplane".starts_with(comm.trim()) && !comm.trim().is_empty() && !zombie)
+        .then_some(pid)
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions; callers only pass pids checked by
+    // `live_dataplane` or of children they spawned.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Watches a dataplane this process did not spawn (left running by a previous `sluice up`
+/// that was killed): returns when it exits, or stops it (SIGTERM, SIGKILL after 5 s) when
+/// `stop` fires. Returns `true` when `stop` fired.
+async fn watch_adopted(
+    pid_file: &Path,
+    pid: i32,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if live_dataplane(pid_file) != Some(pid) {
+                    tracing::warn!("adopted dataplane (pid {pid}) exited");
+                    let _ = std::fs::remove_file(pid_file);
+                    return false;
+                }
+            }
+            _ = stop.changed() => {
+                signal(pid, libc::SIGTERM);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while live_dataplane(pid_file) == Some(pid) {
+                    if tokio::time::Instant::now() > deadline {
+                        signal(pid, libc::SIGKILL);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let _ = std::fs::remove_file(pid_file);
+                return true;
+            }
+        }
+    }
+}
+
 /// Keeps `sluice-dataplane --config <file>` running until `stop` fires; then SIGTERM, and
 /// SIGKILL after 5 s. The child logs with `log_filter` (its `SLUICE_LOG`), so one setting
 /// governs both processes.
+///
+/// The child's pid is kept in `pid_file`. The dataplane does not die with this process (no
+/// parent-death signal): when control is killed, media keeps flowing, and the next
+/// `sluice up` finds the dataplane through `pid_file` and adopts it instead of starting a
+/// second one on the same ports and table.
 pub async fn supervise_dataplane(
     bin: PathBuf,
     config_file: PathBuf,
     log_filter: String,
+    pid_file: PathBuf,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    if let Some(pid) = live_dataplane(&pid_file) {
+        tracing::info!("adopting the dataplane left running by a previous control (pid {pid})");
+        if watch_adopted(&pid_file, pid, &mut stop).await {
+            return;
+        }
+    }
     let mut failures = 0u32;
     loop {
         let started = tokio::time::Instant::now();
@@ -221,9 +298,15 @@ pub async fn supervise_dataplane(
             }
         };
         tracing::info!("dataplane started (pid {:?})", child.id());
+        if let Some(pid) = child.id()
+            && let Err(e) = write_private(&pid_file, pid.to_string().as_bytes())
+        {
+            tracing::warn!("cannot write {}: {e}", pid_file.display());
+        }
         tokio::select! {
             status = child.wait() => {
                 tracing::warn!("dataplane exited: {status:?}");
+                let _ = std::fs::remove_file(&pid_file);
                 // A dataplane that ran for a minute is healthy again: start over at the
                 // shortest delay.
                 if started.elapsed() > Duration::from_secs(60) {
@@ -239,12 +322,13 @@ pub async fn supervise_dataplane(
             }
             _ = stop.changed() => {
                 if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                    // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
-                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    // A pid we spawned and still own (not yet reaped).
+                    signal(pid, libc::SIGTERM);
                 }
                 if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
                     let _ = child.kill().await;
                 }
+                let _ = std::fs::remove_file(&pid_file);
                 return;
             }
         }
@@ -333,8 +417,9 @@ pub async fn run_up(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyho
         Some(bin) => {
             let env = std::env::var(crate::logging::LOG_ENV).ok();
             let filter = crate::logging::filter_text(&cfg.control, env.as_deref());
+            let pid_file = dir.join(DATAPLANE_PID_FILE);
             Some(tokio::spawn(supervise_dataplane(
-                bin, effective, filter, stop_rx,
+                bin, effective, filter, pid_file, stop_rx,
             )))
         }
         None => {

@@ -23,6 +23,10 @@ pub struct ShmTable {
     cursor_file: Option<PathBuf>,
 }
 
+/// A dataplane whose heartbeat (written every 500 ms) is older than this is taken as down:
+/// its streams are no longer listed as online. The same threshold drives `sluice_dataplane_up`.
+pub const DATAPLANE_STALE_MS: u64 = 5_000;
+
 impl ShmTable {
     /// Creates or opens the table file with default capacities; the event cursor starts at
     /// the oldest event in the ring.
@@ -197,6 +201,12 @@ fn stream(s: t::StreamStats) -> StreamInfo {
 
 impl StatsSource for ShmTable {
     fn streams(&self) -> Vec<StreamInfo> {
+        // Stats slots of a dataplane that died stay in the table until the next one starts
+        // and resets them; a stream is only reported while the dataplane is alive.
+        let hb = self.table.last_dataplane_heartbeat();
+        if crate::time::now_ms().saturating_sub(hb) > DATAPLANE_STALE_MS {
+            return Vec::new();
+        }
         self.table.all_stats().into_iter().map(stream).collect()
     }
 

@@ -69,6 +69,7 @@ fn api_writes_reach_the_table_and_stats_come_back() {
         }),
         ..Default::default()
     };
+    dp.dataplane_heartbeat(sluice::time::now_ms());
     dp.write_stats(slot, &stats).unwrap();
     let l = s.call("GET", "/online-streams", None).json();
     assert_eq!(l["data"][0]["sid"], "sid-9");

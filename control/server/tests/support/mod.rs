@@ -77,6 +77,9 @@ pub struct Gateway {
     pub cert: String,
     pub customer: (String, String),
     pub table_path: PathBuf,
+    pub cfg_path: PathBuf,
+    /// The dataplane, when started beside `sluice control` rather than by `sluice up`.
+    pub split_dataplane: Option<Child>,
 }
 
 #[derive(Default)]
@@ -85,6 +88,9 @@ pub struct GatewayOptions {
     /// Lines added to the `[dataplane]` section.
     pub extra_dataplane_toml: String,
     pub extra_toml: String,
+    /// Run `sluice control` and `sluice-dataplane` as two processes (the systemd layout)
+    /// instead of `sluice up` supervising the dataplane.
+    pub split: bool,
 }
 
 impl Gateway {
@@ -142,23 +148,16 @@ path = "{table}"
         let cfg_path = dir.path().join("sluice.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("up")
-            .arg("--config")
-            .arg(&cfg_path)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin_dir().display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
+        drop(log);
+        let split_dataplane = opts.split.then(|| {
+            spawn_logged(
+                dir.path(),
+                Command::new(bin_dir().join("sluice-dataplane"))
+                    .arg("--config")
+                    .arg(&cfg_path),
             )
-            .env("SLUICE_LOG", "info")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawning sluice up");
+        });
+        let child = spawn_control(dir.path(), &cfg_path, opts.split);
         let gw = Gateway {
             dir,
             child,
@@ -170,12 +169,34 @@ path = "{table}"
             cert,
             customer: ("cust".into(), "custsecret".into()),
             table_path,
+            cfg_path,
+            split_dataplane,
         };
         gw.wait_ready();
         gw
     }
 
-    fn wait_ready(&self) {
+    /// Starts the control process again on the same config (after a test killed it) and
+    /// waits until it answers; the old `child` must have been reaped.
+    pub fn restart_control(&mut self) {
+        self.child = spawn_control(
+            self.dir.path(),
+            &self.cfg_path,
+            self.split_dataplane.is_some(),
+        );
+        self.wait_ready();
+    }
+
+    /// The pid `sluice up` recorded for the dataplane it supervises, if any.
+    pub fn dataplane_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.path().join("data").join("dataplane.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let rest = http("GET", self.rest_port, "/healthz", None, None)
@@ -287,11 +308,57 @@ impl Drop for Gateway {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(mut dp) = self.split_dataplane.take() {
+            let _ = dp.kill();
+            let _ = dp.wait();
+        }
+        // A dataplane orphaned by a test that SIGKILLed `sluice up` and did not restart it.
+        if let Some(pid) = self.dataplane_pid()
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| "sluice-dataplane".starts_with(c.trim()))
+        {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
         let _ = std::fs::remove_file(&self.table_path);
         if std::thread::panicking() {
             eprintln!("---- gateway log ----\n{}", self.log());
         }
     }
+}
+
+/// Spawns `cmd` with stdout and stderr appended to the gateway log in `dir`.
+fn spawn_logged(dir: &Path, cmd: &mut Command) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join("gateway.log"))
+        .unwrap();
+    cmd.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+    .env("SLUICE_LOG", "info")
+    .stdout(log.try_clone().unwrap())
+    .stderr(log)
+    .spawn()
+    .expect("spawning a gateway process")
+}
+
+/// `sluice up --config FILE`, or `sluice control --config FILE` when the dataplane runs
+/// beside it.
+fn spawn_control(dir: &Path, cfg_path: &Path, split: bool) -> Child {
+    let verb = if split { "control" } else { "up" };
+    spawn_logged(
+        dir,
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg(verb)
+            .arg("--config")
+            .arg(cfg_path),
+    )
 }
 
 /// A minimal HTTP/1.1 response.
