@@ -688,3 +688,76 @@ pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
     }
     false
 }
+
+/// An ffmpeg publishing 320x240 25 fps test video plus a 48 kHz sine as MPEG-TS over SRT,
+/// encoded with the `video` and `audio` codec arguments.
+pub fn ffmpeg_publish_srt_with(url: &str, seconds: u32, video: &[&str], audio: &[&str]) -> Child {
+    require_tool("ffmpeg");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &seconds.to_string(),
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    cmd.args(video).args(audio).args(["-f", "mpegts", url]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.spawn().expect("spawning ffmpeg")
+}
+
+/// `control/server/tests/browser`, with its node_modules installed (scripts/setup.sh --test).
+pub fn browser_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed in {}: run scripts/setup.sh --test",
+        dir.display()
+    );
+    dir
+}
+
+/// Where browser screenshots are kept after the tests (`target/e2e-whep/`).
+pub fn browser_artifacts_dir() -> PathBuf {
+    let d = bin_dir().join("../e2e-whep");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Opens the watch page at `url` in headless Chromium for `seconds`, saves a screenshot, and
+/// returns the page's per-second getStats samples.
+pub fn watch_in_chromium(url: &str, seconds: u32, screenshot: &Path) -> Vec<serde_json::Value> {
+    require_tool("chromium");
+    require_tool("node");
+    let out = Command::new("timeout")
+        .arg(format!("{}", seconds + 60))
+        .arg("node")
+        .arg(browser_dir().join("watch.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg(screenshot)
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser script failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
