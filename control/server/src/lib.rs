@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod store;
 pub mod supervise;
+pub mod sweep;
 pub mod table;
 pub mod table_shm;
 pub mod time;

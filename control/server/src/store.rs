@@ -194,6 +194,8 @@ pub trait Store: Send + Sync {
     fn insert_forwarder(&self, f: &ForwarderRow) -> StoreResult<()>;
     /// Forwarders of one stream.
     fn forwarders(&self, app_id: &str, sid: &str) -> StoreResult<Vec<ForwarderRow>>;
+    /// Every forwarder of every app (for the sweep of ended streams).
+    fn all_forwarders(&self) -> StoreResult<Vec<ForwarderRow>>;
     /// Deletes a forwarder; false if it did not exist.
     fn delete_forwarder(&self, app_id: &str, sid: &str, id: &str) -> StoreResult<bool>;
     /// Everything, consistently, with revocations expired before `now` left out.
@@ -572,6 +574,14 @@ impl Store for SqliteStore {
                 "SELECT * FROM forwarders WHERE app_id = ?1 AND sid = ?2 ORDER BY created_at, id",
             )?;
             let rows = st.query_map(params![app_id, sid], row_to_forwarder)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn all_forwarders(&self) -> StoreResult<Vec<ForwarderRow>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT * FROM forwarders ORDER BY created_at, id")?;
+            let rows = st.query_map([], row_to_forwarder)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }

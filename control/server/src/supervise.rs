@@ -118,6 +118,32 @@ pub async fn start_control(
             pump.pump_events();
         }
     });
+    // Remove forwarders and commands of streams that have ended; the sweep writes the store,
+    // so it runs on the blocking pool.
+    let swept = state.clone();
+    tokio::spawn(async move {
+        let mut sweeper = Some(crate::sweep::Sweeper::default());
+        let mut tick = tokio::time::interval(crate::sweep::SWEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (Some(mut sw), st) = (sweeper.take(), swept.clone()) else {
+                return;
+            };
+            match tokio::task::spawn_blocking(move || {
+                sw.sweep(&st);
+                sw
+            })
+            .await
+            {
+                Ok(sw) => sweeper = Some(sw),
+                Err(e) => {
+                    tracing::error!("forwarder sweep failed: {e}");
+                    sweeper = Some(crate::sweep::Sweeper::default());
+                }
+            }
+        }
+    });
     let task = tokio::spawn(api::serve(listener, state.clone(), shutdown));
     Ok(Running { addr, state, task })
 }

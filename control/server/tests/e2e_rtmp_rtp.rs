@@ -74,6 +74,9 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
     let s = &body["data"][0];
     assert_eq!(s["video"]["width"], 320, "{body}");
     assert_eq!(s["video"]["height"], 240, "{body}");
+    let fwd_path = format!("{}/online-streams/{sid}/forwarders", gw.base());
+    let (_, live) = gw.api("GET", &fwd_path, None);
+    assert_eq!(live["data"].as_array().map(Vec::len), Some(1), "{live}");
     let stderr = finish(publisher);
     assert!(
         text.contains("#dimensions 0: 320x240"),
@@ -89,5 +92,24 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
     assert!(
         audio_frames >= 50,
         "only {audio_frames} audio frames decoded"
+    );
+    // Once the stream has ended, control removes its forwarder (the stream must be absent
+    // at two sweeps 10 s apart, so this takes 10 to 30 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let (status, body) = gw.api("GET", &fwd_path, None);
+        assert_eq!(status, 200, "{body}");
+        if body["data"].as_array().is_some_and(|a| a.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended stream's forwarder was kept: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        gw.log().contains("removed the state of ended streams"),
+        "no sweep logged"
     );
 }
