@@ -155,6 +155,9 @@ impl Stream {
                 ..Default::default()
             },
         );
+        // The key's own template wins; else the app's default template applies.
+        let template_id =
+            template_id.or_else(|| table.app(&id.app_id).and_then(|a| a.default_template));
         let transcode_audio = crate::webrtc::template_transcodes_audio(
             template_id
                 .as_deref()

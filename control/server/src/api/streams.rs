@@ -175,7 +175,72 @@ fn item_v1(s: &StreamInfo) -> Value {
     o
 }
 
-fn item_v2(s: &StreamInfo) -> Value {
+/// What the channel gets of a stream's audio: Opus transcoded from the source (the
+/// documented default for AAC), or the source itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AudioOut {
+    /// AAC decoded and re-encoded to Opus 48 kHz (at most 2 channels, 32 kbps each, as the
+    /// dataplane's transcoder does).
+    Opus,
+    /// Passed through (Opus from SRT, or transcoding turned off by the template).
+    PassThrough,
+}
+
+/// Opus bitrate per channel of the dataplane's AAC transcoder (kbps).
+const OPUS_KBPS_PER_CHANNEL: u32 = 32;
+
+/// Whether the stream's template (the key's own, else the app's default) leaves audio
+/// transcoding on; the dataplane applies the same rule when the stream starts.
+fn template_transcodes_audio(
+    store: &dyn crate::store::Store,
+    app: &crate::store::AppRow,
+    s: &StreamInfo,
+) -> crate::store::StoreResult<bool> {
+    let key = s.url.rsplit('/').next().unwrap_or_default();
+    let bound = match store.key(&app.id, key)? {
+        Some(k) => k.template_id,
+        None => crate::localkey::decode(&app.certificate_hex, key)
+            .ok()
+            .and_then(|c| c.template_id),
+    };
+    let template = match bound {
+        Some(t) => Some(t),
+        None => store.app_settings(&app.id)?.default_template,
+    };
+    let Some(id) = template else {
+        return Ok(true);
+    };
+    Ok(store
+        .template(&app.id, &id)?
+        .and_then(|t| serde_json::from_str::<Value>(&t.settings_json).ok())
+        .and_then(|v| v["transcoding"]["audio"]["enabled"].as_bool())
+        .unwrap_or(true))
+}
+
+/// The audio output of each stream, in order (store reads, so off the executor).
+async fn audio_outputs(
+    st: &Arc<AppState>,
+    app: &crate::store::AppRow,
+    streams: &[StreamInfo],
+) -> Result<Vec<AudioOut>, ApiError> {
+    let (app, streams) = (app.clone(), streams.to_vec());
+    db(st, move |store| {
+        streams
+            .iter()
+            .map(|s| {
+                let aac = s.audio.as_ref().is_some_and(|a| a.codec.contains("AAC"));
+                Ok(if aac && template_transcodes_audio(store, &app, s)? {
+                    AudioOut::Opus
+                } else {
+                    AudioOut::PassThrough
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+fn item_v2(s: &StreamInfo, audio_out: AudioOut) -> Value {
     let mut o = json!({
         "sid": s.sid, "channel": s.channel, "uid": s.uid, "url": s.url,
         "status": status_text(s.status),
@@ -193,8 +258,16 @@ fn item_v2(s: &StreamInfo) -> Value {
     if let Some(a) = &s.audio {
         input["audio"] = json!({"codec": a.codec, "channels": a.channels,
             "sampleRate": a.sample_rate, "bitrate": a.bitrate_kbps});
-        output["audio"] = json!({"codec": "NONE", "channels": a.channels,
-            "sampleRate": a.sample_rate, "bitrate": a.bitrate_kbps});
+        output["audio"] = match audio_out {
+            AudioOut::Opus => {
+                // As documented, the output bitrate is the encoder's target, not a measure.
+                let ch = a.channels.clamp(1, 2);
+                json!({"codec": "OPUS", "channels": ch, "sampleRate": 48_000,
+                    "bitrate": ch * OPUS_KBPS_PER_CHANNEL})
+            }
+            AudioOut::PassThrough => json!({"codec": "NONE", "channels": a.channels,
+                "sampleRate": a.sample_rate, "bitrate": a.bitrate_kbps}),
+        };
     }
     o["input"] = input;
     o["output"] = output;
@@ -220,19 +293,22 @@ fn find_stream(st: &AppState, app: &str, sid: &str) -> Result<StreamInfo, ApiErr
 pub async fn list(State(st): State<Arc<AppState>>, p: PathParams, q: QueryParams) -> ApiResult {
     let Scope { app, version } = scope(&st, &p, &["v1", "v2"])?;
     let channel = q.0.get("channel");
-    let items: Vec<Value> = st
+    let streams: Vec<StreamInfo> = st
         .stats
         .streams()
-        .iter()
+        .into_iter()
         .filter(|s| s.app_id == app.id && channel.is_none_or(|c| &s.channel == c))
-        .map(|s| {
-            if version == "v2" {
-                item_v2(s)
-            } else {
-                item_v1(s)
-            }
-        })
         .collect();
+    let items: Vec<Value> = if version == "v2" {
+        let outs = audio_outputs(&st, &app, &streams).await?;
+        streams
+            .iter()
+            .zip(outs)
+            .map(|(s, a)| item_v2(s, a))
+            .collect()
+    } else {
+        streams.iter().map(item_v1).collect()
+    };
     ok_data(Value::Array(items))
 }
 
@@ -241,7 +317,8 @@ pub async fn query(State(st): State<Arc<AppState>>, p: PathParams) -> ApiResult 
     let Scope { app, version } = scope(&st, &p, &["v1", "v2"])?;
     let s = find_stream(&st, &app.id, p.get("sid"))?;
     let item = if version == "v2" {
-        item_v2(&s)
+        let outs = audio_outputs(&st, &app, std::slice::from_ref(&s)).await?;
+        item_v2(&s, outs.first().copied().unwrap_or(AudioOut::PassThrough))
     } else {
         item_v1(&s)
     };

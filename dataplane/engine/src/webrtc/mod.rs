@@ -1019,7 +1019,8 @@ pub fn transcode_pool() -> &'static Arc<sluice_transcode::Pool> {
 }
 
 /// Whether a stream template leaves audio transcoding on (the documented default); a
-/// template whose settings say `"audio": {"enabled": false}` turns it off.
+/// template whose settings (as control stores them: the body's `settings` object) say
+/// `"transcoding": {"audio": {"enabled": false}}` turns it off.
 pub fn template_transcodes_audio(settings_json: Option<&str>) -> bool {
     let Some(text) = settings_json else {
         return true;
@@ -1027,7 +1028,8 @@ pub fn template_transcodes_audio(settings_json: Option<&str>) -> bool {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
         return true;
     };
-    v.get("audio")
+    v.get("transcoding")
+        .and_then(|t| t.get("audio"))
         .and_then(|a| a.get("enabled"))
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(true)
@@ -1123,10 +1125,14 @@ mod tests {
         assert!(template_transcodes_audio(Some("{}")));
         assert!(template_transcodes_audio(Some("not json")));
         assert!(template_transcodes_audio(Some(
-            r#"{"audio":{"enabled":true}}"#
+            r#"{"transcoding":{"audio":{"enabled":true}}}"#
         )));
         assert!(!template_transcodes_audio(Some(
-            r#"{"video":{"enabled":true},"audio":{"enabled":false}}"#
+            r#"{"transcoding":{"video":{"enabled":true},"audio":{"enabled":false}},"jitterBuffer":{"size":500}}"#
+        )));
+        // The switch lives under "transcoding"; a stray top-level "audio" is not it.
+        assert!(template_transcodes_audio(Some(
+            r#"{"audio":{"enabled":false}}"#
         )));
     }
 
