@@ -138,6 +138,10 @@ pub struct AppConfig {
     /// SRT passphrase (10..79 characters) required from SRT publishers, if set.
     #[serde(default)]
     pub srt_passphrase: Option<String>,
+    /// SRT key length in bytes callers must use with the passphrase: 0 accepts the caller's
+    /// choice, 16, 24 or 32 is enforced.
+    #[serde(default)]
+    pub srt_pbkeylen: u8,
     /// Concurrent streams allowed; 0 = unlimited.
     #[serde(default)]
     pub max_streams: u32,
@@ -366,6 +370,12 @@ impl Config {
             {
                 return bad(format!(
                     "apps[{i}].srt_passphrase: expected 10..79 characters (SRT rule)"
+                ));
+            }
+            if !matches!(app.srt_pbkeylen, 0 | 16 | 24 | 32) {
+                return bad(format!(
+                    "apps[{i}].srt_pbkeylen: expected 0, 16, 24 or 32, got {}",
+                    app.srt_pbkeylen
                 ));
             }
         }

@@ -26,6 +26,8 @@ pub struct AppRow {
     pub domains: Vec<String>,
     /// SRT passphrase, if required.
     pub srt_passphrase: Option<String>,
+    /// SRT key length callers must use (0 = the caller's choice; 16, 24 or 32 enforced).
+    pub srt_pbkeylen: u8,
     /// Concurrent streams allowed, 0 = unlimited.
     pub max_streams: u32,
     /// Highest admitted bitrate in kbps, 0 = unlimited.
@@ -209,7 +211,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
   id TEXT PRIMARY KEY, certificate TEXT NOT NULL, domains TEXT NOT NULL,
   srt_passphrase TEXT, max_streams INTEGER NOT NULL, max_bitrate_kbps INTEGER NOT NULL,
-  duplicate_policy TEXT NOT NULL);
+  duplicate_policy TEXT NOT NULL, srt_pbkeylen INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS keys (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, app_id TEXT NOT NULL,
   channel TEXT NOT NULL, uid TEXT NOT NULL, expires_after INTEGER NOT NULL,
@@ -226,6 +228,18 @@ CREATE TABLE IF NOT EXISTS forwarders (
   video_port INTEGER NOT NULL, audio_port INTEGER NOT NULL, created_at INTEGER NOT NULL,
   PRIMARY KEY(app_id, id));
 ";
+
+/// Brings a store created by an older version up to [`SCHEMA`]: columns added since are
+/// added with their default, so existing rows keep their meaning.
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let has_pbkeylen = conn
+        .prepare("SELECT 1 FROM pragma_table_info('apps') WHERE name = 'srt_pbkeylen'")?
+        .exists([])?;
+    if !has_pbkeylen {
+        conn.execute_batch("ALTER TABLE apps ADD COLUMN srt_pbkeylen INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    Ok(())
+}
 
 fn policy_text(p: DuplicatePolicy) -> &'static str {
     match p {
@@ -261,6 +275,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -316,7 +331,9 @@ impl Store for SqliteStore {
     fn upsert_app(&self, a: &AppRow) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO apps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO apps (id, certificate, domains, srt_passphrase, \
+                 max_streams, max_bitrate_kbps, duplicate_policy, srt_pbkeylen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     a.id,
                     a.certificate_hex,
@@ -324,7 +341,8 @@ impl Store for SqliteStore {
                     a.srt_passphrase,
                     a.max_streams,
                     a.max_bitrate_kbps,
-                    policy_text(a.duplicate_policy)
+                    policy_text(a.duplicate_policy),
+                    a.srt_pbkeylen
                 ],
             )?;
             Ok(())
@@ -333,7 +351,10 @@ impl Store for SqliteStore {
 
     fn apps(&self) -> StoreResult<Vec<AppRow>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT * FROM apps ORDER BY id")?;
+            let mut st = c.prepare(
+                "SELECT id, certificate, domains, srt_passphrase, max_streams, \
+                 max_bitrate_kbps, duplicate_policy, srt_pbkeylen FROM apps ORDER BY id",
+            )?;
             let rows = st.query_map([], |r| {
                 let domains: String = r.get(2)?;
                 let policy: String = r.get(6)?;
@@ -342,6 +363,7 @@ impl Store for SqliteStore {
                     certificate_hex: r.get(1)?,
                     domains: serde_json::from_str(&domains).unwrap_or_default(),
                     srt_passphrase: r.get(3)?,
+                    srt_pbkeylen: r.get(7)?,
                     max_streams: r.get(4)?,
                     max_bitrate_kbps: r.get(5)?,
                     duplicate_policy: if policy == "replace_old" {
