@@ -259,6 +259,16 @@ fn reject_reason_for_accept(e: &AcceptError) -> RejectReason {
     }
 }
 
+/// Whether an accept failure is the caller's encryption not meeting the app's requirements
+/// (rather than a malformed or unsupported handshake).
+fn is_encryption_refusal(e: &AcceptError) -> bool {
+    matches!(
+        e,
+        AcceptError::Unsecure
+            | AcceptError::Crypto(CryptoError::BadSecret | CryptoError::KeyLengthMismatch { .. })
+    )
+}
+
 /// The cookie's notion of the caller: IP octets and port.
 fn cookie_addr(peer: SocketAddr) -> Vec<u8> {
     let mut v = match peer.ip() {
@@ -494,15 +504,10 @@ impl Core {
         let sid = req
             .stream_id()
             .map_err(|e| (RejectReason::BAD_REQUEST, format!("bad stream id: {e}")))?;
-        // The access-control form without `m=` parses as a request (libsrt's default), but
-        // the documented URL `#!::r=KEY,h=HOST` publishes: only an explicit `m=request` is a
-        // player knocking on an ingest.
-        let explicit_request = !sid.is_publish()
-            && req
-                .stream_id
-                .windows(b"m=request".len())
-                .any(|w| w == b"m=request");
-        if explicit_request {
+        // An ingest serves no player: only an explicit `m=request` is refused; a missing `m=`
+        // (the convention's default is request) publishes, as the documented URL
+        // `#!::r=KEY,h=HOST` does (see `sluice_proto::srt::streamid`).
+        if !sid.is_publish() {
             return Err((
                 RejectReason::BAD_MODE,
                 "this gateway only ingests (m=publish)".into(),
@@ -530,8 +535,8 @@ impl Core {
             host.as_deref(),
             crate::time::unix_s(),
         );
-        let app = match pre {
-            Ok(a) => a.app,
+        let pre = match pre {
+            Ok(a) => a,
             Err(_) => {
                 // The full admission records the documented aborted event (attributed to the
                 // app of the `h=` host, or the only app) and gives the refusal.
@@ -550,6 +555,7 @@ impl Core {
                 };
             }
         };
+        let app = &pre.app;
         let passphrase = match app.srt_passphrase.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => Some(Passphrase::new(p.as_bytes()).map_err(|e| {
                 (
@@ -565,18 +571,40 @@ impl Core {
                 break id;
             }
         };
-        let accepted = self
-            .listener
-            .accept(
-                req,
-                SocketId(local),
-                passphrase.as_ref().map(|p| p.as_bytes()),
-                0,
-                &mut self.tx,
-            )
-            .map_err(|e| (reject_reason_for_accept(&e), e.to_string()))?;
-        let response = self.tx.get(..accepted.len).unwrap_or_default().to_vec();
         let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
+        let accepted = match self.listener.accept(
+            req,
+            SocketId(local),
+            passphrase.as_ref().map(|p| p.as_bytes()),
+            usize::from(app.srt_pbkeylen),
+            &mut self.tx,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let reason = reject_reason_for_accept(&e);
+                if is_encryption_refusal(&e) {
+                    // The key was good; the caller's encryption does not meet the app's
+                    // requirements: an aborted event under the key's channel and uid.
+                    shared.count(sluice_table::Counter::SrtRefusedEncryption, 1);
+                    let id = crate::ingest::refused_identity(
+                        &self.ctx,
+                        &pre,
+                        &sid.key,
+                        host.as_deref(),
+                        &url,
+                        Some(from),
+                        "srt",
+                    );
+                    let refusal = Refusal {
+                        code: AbortCode::DomainMismatch,
+                        reason: format!("SRT encryption refused: {e}"),
+                    };
+                    crate::ingest::record_refusal(&self.ctx, &id, &refusal);
+                }
+                return Err((reason, e.to_string()));
+            }
+        };
+        let response = self.tx.get(..accepted.len).unwrap_or_default().to_vec();
         let admitted = crate::ingest::admit(
             &self.ctx,
             &sid.key,
@@ -743,6 +771,19 @@ mod tests {
             reject_reason_for_accept(&AcceptError::Crypto(CryptoError::BadSecret)),
             RejectReason::BADSECRET
         );
+        let short_key = AcceptError::Crypto(CryptoError::KeyLengthMismatch {
+            configured: 32,
+            peer: 16,
+        });
+        assert_eq!(
+            reject_reason_for_accept(&short_key),
+            RejectReason::BADSECRET
+        );
+        assert!(is_encryption_refusal(&short_key));
+        assert!(is_encryption_refusal(&AcceptError::Unsecure));
+        assert!(!is_encryption_refusal(&AcceptError::Crypto(
+            CryptoError::Malformed("x")
+        )));
     }
 
     #[test]
