@@ -467,6 +467,23 @@ secret = "s"
     }
 
     #[test]
+    fn srt_pbkeylen_is_one_of_the_aes_key_lengths() {
+        let cert = "0123456789abcdef0123456789abcdef";
+        for ok in [0, 16, 24, 32] {
+            let c = Config::from_toml(&format!(
+                "[[apps]]\nid = \"a\"\ncertificate = \"{cert}\"\nsrt_pbkeylen = {ok}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.apps[0].srt_pbkeylen, ok);
+        }
+        let e = Config::from_toml(&format!(
+            "[[apps]]\nid = \"a\"\ncertificate = \"{cert}\"\nsrt_pbkeylen = 20\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("srt_pbkeylen"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = Config::from_toml("[control]\nlsten = \"1.2.3.4:1\"\n").unwrap_err();
         assert!(e.to_string().contains("lsten"), "{e}");

@@ -683,6 +683,35 @@ mod tests {
     }
 
     #[test]
+    fn an_older_apps_table_gains_srt_pbkeylen() {
+        let d = tempfile::tempdir().unwrap();
+        // The apps table as it was before `srt_pbkeylen`, with one row.
+        {
+            let c = Connection::open(d.path().join("sluice.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE apps (id TEXT PRIMARY KEY, certificate TEXT NOT NULL, \
+                 domains TEXT NOT NULL, srt_passphrase TEXT, max_streams INTEGER NOT NULL, \
+                 max_bitrate_kbps INTEGER NOT NULL, duplicate_policy TEXT NOT NULL); \
+                 INSERT INTO apps VALUES ('old', 'c', '[]', 'pass-phrase-1', 0, 0, 'refuse_new');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(d.path()).unwrap();
+        let apps = s.apps().unwrap();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].srt_pbkeylen, 0);
+        assert_eq!(apps[0].srt_passphrase.as_deref(), Some("pass-phrase-1"));
+        let mut a = apps[0].clone();
+        a.srt_pbkeylen = 32;
+        s.upsert_app(&a).unwrap();
+        assert_eq!(s.apps().unwrap()[0].srt_pbkeylen, 32);
+        // Reopening does not migrate twice.
+        drop(s);
+        let s = SqliteStore::open(d.path()).unwrap();
+        assert_eq!(s.apps().unwrap()[0].srt_pbkeylen, 32);
+    }
+
+    #[test]
     fn keys_conflict_list_and_delete() {
         let d = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(d.path()).unwrap();
