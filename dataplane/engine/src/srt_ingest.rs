@@ -8,7 +8,8 @@
 //! same core, for the life of the connection: the handshake, the data and the control
 //! packets of a connection never need to cross cores. (A caller that changes source port is
 //! a new connection for SRT anyway.) The `e2e_srt` tests run several callers at once against
-//! a multi-core gateway to check that each one is served end to end.
+//! a multi-core gateway to check that each one is served end to end; `e2e_srt_sharding`
+//! checks that each stream runs on its owner core (next section).
 //!
 //! # Owner core
 //! The connection stays on the core the kernel steered it to (ARQ, ACK and TSBPD need its
