@@ -138,6 +138,10 @@ pub struct AppConfig {
     /// SRT passphrase (10..79 characters) required from SRT publishers, if set.
     #[serde(default)]
     pub srt_passphrase: Option<String>,
+    /// SRT key length in bytes callers must use with the passphrase: 0 accepts the caller's
+    /// choice, 16, 24 or 32 is enforced.
+    #[serde(default)]
+    pub srt_pbkeylen: u8,
     /// Concurrent streams allowed; 0 = unlimited.
     #[serde(default)]
     pub max_streams: u32,
@@ -368,6 +372,12 @@ impl Config {
                     "apps[{i}].srt_passphrase: expected 10..79 characters (SRT rule)"
                 ));
             }
+            if !matches!(app.srt_pbkeylen, 0 | 16 | 24 | 32) {
+                return bad(format!(
+                    "apps[{i}].srt_pbkeylen: expected 0, 16, 24 or 32, got {}",
+                    app.srt_pbkeylen
+                ));
+            }
         }
         for (i, w) in self.webhooks.iter().enumerate() {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
@@ -454,6 +464,23 @@ secret = "s"
         assert_eq!(c.control.rate_limits.query, 100);
         let again = Config::from_toml(&c.to_toml()).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn srt_pbkeylen_is_one_of_the_aes_key_lengths() {
+        let cert = "0123456789abcdef0123456789abcdef";
+        for ok in [0, 16, 24, 32] {
+            let c = Config::from_toml(&format!(
+                "[[apps]]\nid = \"a\"\ncertificate = \"{cert}\"\nsrt_pbkeylen = {ok}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.apps[0].srt_pbkeylen, ok);
+        }
+        let e = Config::from_toml(&format!(
+            "[[apps]]\nid = \"a\"\ncertificate = \"{cert}\"\nsrt_pbkeylen = 20\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("srt_pbkeylen"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct AppRow {
     pub domains: Vec<String>,
     /// SRT passphrase, if required.
     pub srt_passphrase: Option<String>,
+    /// SRT key length callers must use (0 = the caller's choice; 16, 24 or 32 enforced).
+    pub srt_pbkeylen: u8,
     /// Concurrent streams allowed, 0 = unlimited.
     pub max_streams: u32,
     /// Highest admitted bitrate in kbps, 0 = unlimited.
@@ -211,7 +213,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
   id TEXT PRIMARY KEY, certificate TEXT NOT NULL, domains TEXT NOT NULL,
   srt_passphrase TEXT, max_streams INTEGER NOT NULL, max_bitrate_kbps INTEGER NOT NULL,
-  duplicate_policy TEXT NOT NULL);
+  duplicate_policy TEXT NOT NULL, srt_pbkeylen INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS keys (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, app_id TEXT NOT NULL,
   channel TEXT NOT NULL, uid TEXT NOT NULL, expires_after INTEGER NOT NULL,
@@ -228,6 +230,18 @@ CREATE TABLE IF NOT EXISTS forwarders (
   video_port INTEGER NOT NULL, audio_port INTEGER NOT NULL, created_at INTEGER NOT NULL,
   PRIMARY KEY(app_id, id));
 ";
+
+/// Brings a store created by an older version up to [`SCHEMA`]: columns added since are
+/// added with their default, so existing rows keep their meaning.
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let has_pbkeylen = conn
+        .prepare("SELECT 1 FROM pragma_table_info('apps') WHERE name = 'srt_pbkeylen'")?
+        .exists([])?;
+    if !has_pbkeylen {
+        conn.execute_batch("ALTER TABLE apps ADD COLUMN srt_pbkeylen INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    Ok(())
+}
 
 fn policy_text(p: DuplicatePolicy) -> &'static str {
     match p {
@@ -263,6 +277,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -318,7 +333,9 @@ impl Store for SqliteStore {
     fn upsert_app(&self, a: &AppRow) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO apps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO apps (id, certificate, domains, srt_passphrase, \
+                 max_streams, max_bitrate_kbps, duplicate_policy, srt_pbkeylen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     a.id,
                     a.certificate_hex,
@@ -326,7 +343,8 @@ impl Store for SqliteStore {
                     a.srt_passphrase,
                     a.max_streams,
                     a.max_bitrate_kbps,
-                    policy_text(a.duplicate_policy)
+                    policy_text(a.duplicate_policy),
+                    a.srt_pbkeylen
                 ],
             )?;
             Ok(())
@@ -335,7 +353,10 @@ impl Store for SqliteStore {
 
     fn apps(&self) -> StoreResult<Vec<AppRow>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT * FROM apps ORDER BY id")?;
+            let mut st = c.prepare(
+                "SELECT id, certificate, domains, srt_passphrase, max_streams, \
+                 max_bitrate_kbps, duplicate_policy, srt_pbkeylen FROM apps ORDER BY id",
+            )?;
             let rows = st.query_map([], |r| {
                 let domains: String = r.get(2)?;
                 let policy: String = r.get(6)?;
@@ -344,6 +365,7 @@ impl Store for SqliteStore {
                     certificate_hex: r.get(1)?,
                     domains: serde_json::from_str(&domains).unwrap_or_default(),
                     srt_passphrase: r.get(3)?,
+                    srt_pbkeylen: r.get(7)?,
                     max_streams: r.get(4)?,
                     max_bitrate_kbps: r.get(5)?,
                     duplicate_policy: if policy == "replace_old" {
@@ -668,6 +690,35 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    #[test]
+    fn an_older_apps_table_gains_srt_pbkeylen() {
+        let d = tempfile::tempdir().unwrap();
+        // The apps table as it was before `srt_pbkeylen`, with one row.
+        {
+            let c = Connection::open(d.path().join("sluice.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE apps (id TEXT PRIMARY KEY, certificate TEXT NOT NULL, \
+                 domains TEXT NOT NULL, srt_passphrase TEXT, max_streams INTEGER NOT NULL, \
+                 max_bitrate_kbps INTEGER NOT NULL, duplicate_policy TEXT NOT NULL); \
+                 INSERT INTO apps VALUES ('old', 'c', '[]', 'pass-phrase-1', 0, 0, 'refuse_new');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(d.path()).unwrap();
+        let apps = s.apps().unwrap();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].srt_pbkeylen, 0);
+        assert_eq!(apps[0].srt_passphrase.as_deref(), Some("pass-phrase-1"));
+        let mut a = apps[0].clone();
+        a.srt_pbkeylen = 32;
+        s.upsert_app(&a).unwrap();
+        assert_eq!(s.apps().unwrap()[0].srt_pbkeylen, 32);
+        // Reopening does not migrate twice.
+        drop(s);
+        let s = SqliteStore::open(d.path()).unwrap();
+        assert_eq!(s.apps().unwrap()[0].srt_pbkeylen, 32);
     }
 
     #[test]

@@ -379,6 +379,7 @@ pub async fn run_up(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyho
             certificate: boot.certificate.clone(),
             domains: Vec::new(),
             srt_passphrase: None,
+            srt_pbkeylen: 0,
             max_streams: 0,
             max_bitrate_kbps: 0,
             duplicate_policy: DuplicatePolicy::RefuseNew,

@@ -60,6 +60,7 @@ fn app(a: &AppRow, s: &AppSettings) -> t::AppRecord {
         certificate_hex: a.certificate_hex.clone(),
         domains: a.domains.clone(),
         srt_passphrase: a.srt_passphrase.clone(),
+        srt_pbkeylen: a.srt_pbkeylen,
         default_template: s.default_template.clone(),
         max_streams: a.max_streams,
         max_bitrate_kbps: a.max_bitrate_kbps,

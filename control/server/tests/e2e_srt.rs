@@ -200,10 +200,12 @@ fn ffmpeg_h265_opus_over_srt_forwarded_and_decoded() {
 }
 
 /// Runs `srt-live-transmit file://con URL` fed with a short TS file; returns its output.
+/// One connection attempt (`-a:no`): a refused caller exits instead of reconnecting, so each
+/// call is exactly one admission.
 fn srt_live_transmit(ts: &std::path::Path, url: &str, wait: Duration) -> String {
     require_tool("srt-live-transmit");
     let mut child = Command::new("srt-live-transmit")
-        .args(["-v", "file://con", url])
+        .args(["-v", "-a:no", "file://con", url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -541,4 +543,158 @@ fn force_disconnect_sends_shutdown_to_the_caller() {
         "no kick seen by the SRT path:\n{log}"
     );
     assert!(exited, "ffmpeg still publishing after the kick: {err}");
+}
+
+/// The app's dataplane counter `name`, read from the shared-memory table.
+fn counter(gw: &Gateway, c: sluice_table::Counter) -> u64 {
+    let table = sluice_table::Table::open(&gw.table_path).expect("open table");
+    table
+        .counters()
+        .into_iter()
+        .find(|(k, _)| *k == c)
+        .map(|(_, n)| n)
+        .expect("counter listed")
+}
+
+/// Aborted events in the event log, oldest first.
+fn aborted_events(gw: &Gateway) -> Vec<serde_json::Value> {
+    let (status, body) = gw.api("GET", &format!("{}/events", gw.base()), None);
+    assert_eq!(status, 200, "{body}");
+    body["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["event"] == "aborted" || e["eventType"] == 3)
+        .collect()
+}
+
+#[test]
+fn enforced_pbkeylen_refuses_other_key_lengths_and_wrong_secrets() {
+    let gw = Gateway::start_with(GatewayOptions {
+        extra_app_toml: format!("srt_passphrase = \"{PASSPHRASE}\"\nsrt_pbkeylen = 32"),
+        ..Default::default()
+    });
+    let ts = make_ts(gw.dir.path());
+    // A healthy encrypted stream (AES-256, as enforced) that the refusals must not disturb.
+    let bystander_key = gw.create_key("bystander", "1");
+    let bystander = ffmpeg_publish_srt(
+        &srt_url(
+            gw.srt_port,
+            &bystander_key,
+            &format!("&passphrase={PASSPHRASE}&pbkeylen=32"),
+        ),
+        60,
+        H264,
+        AAC,
+    );
+    let online = gw.wait_online("bystander", Duration::from_secs(15));
+    let bystander_sid = online["sid"].as_str().unwrap().to_string();
+    let bytes_before = online_bytes(&gw, &bystander_sid);
+
+    let key = gw.create_key("keylen", "2");
+    // The right passphrase with AES-128 against an app enforcing AES-256: BADSECRET.
+    let out = srt_live_transmit(
+        &ts,
+        &format!(
+            "srt://127.0.0.1:{}?streamid={key}&passphrase={PASSPHRASE}&pbkeylen=16",
+            gw.srt_port
+        ),
+        Duration::from_secs(5),
+    );
+    assert!(
+        out.contains("REJECT") && out.contains("Incorrect passphrase"),
+        "expected a bad-secret rejection for pbkeylen 16, got:\n{out}"
+    );
+    // The enforced length with a wrong passphrase: BADSECRET too.
+    let out = srt_live_transmit(
+        &ts,
+        &format!(
+            "srt://127.0.0.1:{}?streamid={key}&passphrase=wrong-passphrase&pbkeylen=32",
+            gw.srt_port
+        ),
+        Duration::from_secs(5),
+    );
+    assert!(
+        out.contains("REJECT") && out.contains("Incorrect passphrase"),
+        "expected a bad-secret rejection for a wrong passphrase, got:\n{out}"
+    );
+    let log = strip_ansi(&gw.log());
+    assert!(
+        log.lines().any(|l| l.contains("SRT caller rejected")
+            && l.contains("reason=10")
+            && l.contains("key length mismatch: configured 32, peer uses 16")),
+        "{log}"
+    );
+    // Counted, and one aborted event each under the key's channel and uid (code 3).
+    assert_eq!(counter(&gw, sluice_table::Counter::SrtRefusedEncryption), 2);
+    let aborted = aborted_events(&gw);
+    let ours: Vec<_> = aborted
+        .iter()
+        .filter(|e| e["channel"] == "keylen")
+        .collect();
+    assert_eq!(ours.len(), 2, "{aborted:?}");
+    for e in &ours {
+        assert_eq!(e["errorCode"], 3, "{e}");
+        assert_eq!(e["uid"], "2", "{e}");
+    }
+
+    // The enforced length with the right passphrase publishes.
+    let out_ok = std::thread::spawn({
+        let url = format!(
+            "srt://127.0.0.1:{}?streamid={key}&passphrase={PASSPHRASE}&pbkeylen=32",
+            gw.srt_port
+        );
+        let ts = ts.clone();
+        move || srt_live_transmit(&ts, &url, Duration::from_secs(8))
+    });
+    let online = gw.wait_online("keylen", Duration::from_secs(15));
+    assert_eq!(online["uid"], "2");
+    let _ = out_ok.join();
+
+    // The bystander kept streaming throughout.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(online_bytes(&gw, &bystander_sid) > bytes_before);
+    finish(bystander);
+}
+
+/// Input bytes of a live stream, from the table's stats.
+fn online_bytes(gw: &Gateway, sid: &str) -> u64 {
+    let table = sluice_table::Table::open(&gw.table_path).expect("open table");
+    table
+        .all_stats()
+        .iter()
+        .find(|s| s.sid == sid)
+        .map(|s| s.bytes_in_video)
+        .unwrap_or_else(|| panic!("stream {sid} not live"))
+}
+
+#[test]
+fn retried_refusals_are_all_counted_but_events_are_rate_limited() {
+    let gw = Gateway::start();
+    let ts = make_ts(gw.dir.path());
+    let attempts = 6;
+    for _ in 0..attempts {
+        let out = srt_live_transmit(
+            &ts,
+            &format!(
+                "srt://127.0.0.1:{}?streamid=not-a-real-stream-key",
+                gw.srt_port
+            ),
+            Duration::from_secs(5),
+        );
+        assert!(out.contains("REJECT"), "{out}");
+    }
+    // Every refusal counted; the event log holds the burst allowed per source IP (3), the
+    // rest counted as suppressed.
+    assert_eq!(
+        counter(&gw, sluice_table::Counter::RefusedIllegalKey),
+        attempts
+    );
+    let aborted = aborted_events(&gw);
+    assert_eq!(aborted.len(), 3, "{aborted:?}");
+    assert_eq!(
+        counter(&gw, sluice_table::Counter::RefusalEventsSuppressed),
+        attempts - 3
+    );
 }

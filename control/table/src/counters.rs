@@ -45,11 +45,19 @@ pub enum Counter {
     HandshakeTimeouts,
     /// RTP packets dropped because an egress socket buffer was full.
     EgressDrops,
+    /// SRT callers refused for their encryption: wrong passphrase, passphrase on one side
+    /// only, or a key length other than the app's enforced `srt_pbkeylen`.
+    SrtRefusedEncryption,
+    /// Demuxed SRT media units dropped because the queue to the stream's owner core was full.
+    SrtFeedDrops,
+    /// Refusal events not written to the event ring because the same source IP had one
+    /// recently (the refusal itself is still counted under its `refused_*` counter).
+    RefusalEventsSuppressed,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 17] = [
         Counter::RtmpConnections,
         Counter::SrtConnections,
         Counter::RefusedIllegalKey,
@@ -64,6 +72,9 @@ impl Counter {
         Counter::ProtocolErrors,
         Counter::HandshakeTimeouts,
         Counter::EgressDrops,
+        Counter::SrtRefusedEncryption,
+        Counter::SrtFeedDrops,
+        Counter::RefusalEventsSuppressed,
     ];
 
     /// The counter's slot in the block.
@@ -88,6 +99,9 @@ impl Counter {
             Counter::ProtocolErrors => "protocol_errors",
             Counter::HandshakeTimeouts => "handshake_timeouts",
             Counter::EgressDrops => "egress_drops",
+            Counter::SrtRefusedEncryption => "srt_refused_encryption",
+            Counter::SrtFeedDrops => "srt_feed_drops",
+            Counter::RefusalEventsSuppressed => "refusal_events_suppressed",
         }
     }
 

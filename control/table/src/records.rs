@@ -30,6 +30,10 @@ pub struct AppRecord {
     /// SRT passphrase, when the app requires encrypted SRT.
     #[serde(default)]
     pub srt_passphrase: Option<String>,
+    /// SRT key length (bytes) callers must encrypt with: 0 accepts the caller's choice,
+    /// 16, 24 or 32 is enforced (a caller using another length is refused).
+    #[serde(default)]
+    pub srt_pbkeylen: u8,
     /// The app-wide default template (appconfig), if any.
     #[serde(default)]
     pub default_template: Option<String>,

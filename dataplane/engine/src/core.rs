@@ -16,6 +16,7 @@ use sluice_table::Table;
 use crate::config::DataplaneConfig;
 use crate::registry::Registry;
 use crate::rtmp_ingest::Handoff;
+use crate::srt_ingest::{FeedLink, SrtFeed};
 use crate::stream::Stream;
 
 /// What all executors share.
@@ -60,6 +61,12 @@ pub struct CoreCtx {
     pub handoff: Option<Senders<Handoff>>,
     /// This core's WebRTC egress (socket and viewer sessions).
     pub webrtc: Rc<crate::webrtc::CoreWebrtc>,
+    /// Senders to every core, for the media of SRT streams owned by another core than the one
+    /// serving the connection; `None` with one core.
+    pub srt_feed: Option<Senders<SrtFeed>>,
+    /// Links back to the SRT connections (on other cores) feeding streams this core owns, by
+    /// sid: how the owner asks the serving core to close a connection.
+    pub srt_links: RefCell<HashMap<String, std::sync::Arc<FeedLink>>>,
 }
 
 impl CoreCtx {
@@ -84,6 +91,7 @@ pub async fn run(
     id: usize,
     shared: Arc<Shared>,
     mesh: Option<MeshBuilder<Handoff, Full>>,
+    srt_mesh: Option<MeshBuilder<SrtFeed, Full>>,
 ) -> anyhow::Result<()> {
     let egress_socket = UdpSocket::bind("0.0.0.0:0")?;
     egress_socket.set_nonblocking(true)?;
@@ -99,6 +107,24 @@ pub async fn run(
         }
         None => (None, None, 0, 1),
     };
+    let (srt_feed, srt_receivers) = match srt_mesh {
+        Some(m) => {
+            let (tx, rx) = m
+                .join()
+                .await
+                .map_err(|e| anyhow::anyhow!("joining the SRT feed mesh failed: {e:?}"))?;
+            // Both meshes number the cores alike (they are joined in the same order), which
+            // the owner index relies on.
+            if tx.peer_id() != mesh_id {
+                anyhow::bail!(
+                    "SRT feed mesh index {} != handoff mesh index {mesh_id}",
+                    tx.peer_id()
+                );
+            }
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let ctx = Rc::new(CoreCtx {
         id,
         shared: shared.clone(),
@@ -109,7 +135,14 @@ pub async fn run(
         mesh_peers,
         handoff,
         webrtc: Rc::new(crate::webrtc::CoreWebrtc::bind(id, &shared.cfg)?),
+        srt_feed,
+        srt_links: RefCell::new(HashMap::new()),
     });
+    if let Some(mut rx) = srt_receivers {
+        for (_, receiver) in rx.streams() {
+            glommio::spawn_local(crate::srt_ingest::serve_feed(receiver, ctx.clone())).detach();
+        }
+    }
     if let Some(mut rx) = receivers {
         for (_, receiver) in rx.streams() {
             let ctx = ctx.clone();
@@ -179,6 +212,13 @@ async fn housekeeping(ctx: Rc<CoreCtx>) {
             s.on_tick(now_ms, &ctx);
             if tick.is_multiple_of(20) {
                 s.publish_stats(now_ms, &table);
+            }
+            // A stream fed from another core's SRT connection cannot close that connection
+            // itself: the reason (kick, timeout, bitrate, replacement) travels back.
+            if let Some(why) = s.should_close()
+                && let Some(link) = ctx.srt_links.borrow().get(&s.sid)
+            {
+                link.request_close(why);
             }
         }
     }

@@ -77,7 +77,7 @@ pub fn admit(
                 })
                 .unwrap_or_default();
             let id = identity(String::new(), String::new(), app_id);
-            crate::stream::push_abort(table, &id, &refusal);
+            record_refusal(ctx, &id, &refusal);
             return Err(refusal);
         }
     };
@@ -114,7 +114,7 @@ pub fn admit(
                     reason: "this channel and uid are already being published".into(),
                 },
             };
-            crate::stream::push_abort(table, &id, &refusal);
+            record_refusal(ctx, &id, &refusal);
             return Err(refusal);
         }
     };
@@ -129,6 +129,53 @@ pub fn admit(
         guard,
         max_bitrate_kbps,
     })
+}
+
+/// Records a refused publish: always in its `refused_*` counter, and as an aborted event
+/// (event ring, webhooks) unless the same source IP had too many recently (see
+/// [`crate::registry::REFUSAL_EVENT_PERIOD`]); suppressed events are counted too.
+pub fn record_refusal(ctx: &CoreCtx, id: &StreamIdentity, refusal: &Refusal) {
+    let table = &ctx.shared.table;
+    let allowed = id.peer.is_none_or(|p| {
+        ctx.shared
+            .registry
+            .allow_refusal_event(p.ip(), std::time::Instant::now())
+    });
+    if allowed {
+        crate::stream::push_abort(table, id, refusal);
+    } else {
+        table.add_counter(
+            sluice_table::Counter::for_abort_code(refusal.code as u32),
+            1,
+        );
+        table.add_counter(sluice_table::Counter::RefusalEventsSuppressed, 1);
+        tracing::debug!(peer = ?id.peer, code = refusal.code as u32, reason = %refusal.reason,
+            "publish refused (event suppressed: recent refusals from this address)");
+    }
+}
+
+/// The identity of a publish that passed the key check but is refused later (by the
+/// protocol: an SRT encryption mismatch), for its aborted event.
+pub fn refused_identity(
+    ctx: &CoreCtx,
+    admitted: &crate::admission::Admitted,
+    key: &str,
+    host: Option<&str>,
+    url: &str,
+    peer: Option<SocketAddr>,
+    protocol: &'static str,
+) -> StreamIdentity {
+    StreamIdentity {
+        sid: ctx.new_sid(),
+        app_id: admitted.app.id.clone(),
+        channel: admitted.channel.clone(),
+        uid: admitted.uid.clone(),
+        key: key.to_string(),
+        url: url.to_string(),
+        domain: host.unwrap_or_default().to_string(),
+        protocol,
+        peer,
+    }
 }
 
 /// Starts an admitted stream on this core (which should be its owner).

@@ -84,10 +84,18 @@ fn main() -> anyhow::Result<()> {
             cores, 256,
         )
     });
+    // SRT media travels to its stream's owner core through this one (see `srt_ingest`).
+    let srt_mesh = (cores > 1).then(|| {
+        glommio::channels::channel_mesh::MeshBuilder::<crate::srt_ingest::SrtFeed, _>::full(
+            cores,
+            crate::srt_ingest::FEED_QUEUE,
+        )
+    });
     let mut handles = Vec::with_capacity(cores);
     for core in 0..cores {
         let shared = shared.clone();
         let mesh = mesh.clone();
+        let srt_mesh = srt_mesh.clone();
         let placement = if cores <= cpus {
             Placement::Fixed(core)
         } else {
@@ -95,7 +103,7 @@ fn main() -> anyhow::Result<()> {
         };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("sluice-core-{core}"))
-            .spawn(move || crate::core::run(core, shared, mesh))
+            .spawn(move || crate::core::run(core, shared, mesh, srt_mesh))
             .map_err(|e| anyhow::anyhow!("starting executor {core}: {e}"))?;
         handles.push(h);
     }

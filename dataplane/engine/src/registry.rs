@@ -1,5 +1,6 @@
 //! State shared by every core: which channel+uid pairs are live, how many streams each app and
-//! the whole gateway hold, and how many connections each source IP has open.
+//! the whole gateway hold, how many connections each source IP has open, and how recently each
+//! source IP had a refusal recorded as an event.
 //!
 //! It is touched only when a connection opens or closes and when a publish is admitted or
 //! ends, never per packet, so a mutex is the simple and sufficient tool here.
@@ -8,6 +9,18 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Refusal events one source IP may add at once (a burst: a typo fixed on the second try
+/// still shows both attempts).
+pub const REFUSAL_EVENT_BURST: u32 = 3;
+/// After the burst, one refusal event per source IP per this period. Encoders retry a refused
+/// publish every second or two; without a limit each retry is an aborted event and a webhook.
+pub const REFUSAL_EVENT_PERIOD: Duration = Duration::from_secs(10);
+/// Most source IPs whose refusal-event budget is tracked. Guards memory; when every tracked
+/// IP is still within its period, further IPs' refusal events are suppressed (their refusals
+/// are still counted).
+pub const MAX_REFUSAL_EVENT_IPS: usize = 4096;
 
 /// Why a stream could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +53,9 @@ struct Inner {
     per_app: HashMap<String, u32>,
     per_ip: HashMap<IpAddr, u32>,
     total: u32,
+    /// Per source IP, the time at which its refusal-event budget is whole again (GCRA's
+    /// theoretical arrival time).
+    refusal_events: HashMap<IpAddr, Instant>,
 }
 
 /// The cross-core registry.
@@ -154,6 +170,27 @@ impl Registry {
         })
     }
 
+    /// Whether a refusal from `ip` at `now` may be recorded as an event: a burst of
+    /// [`REFUSAL_EVENT_BURST`], then one per [`REFUSAL_EVENT_PERIOD`] (a generic cell rate
+    /// algorithm: one timestamp per IP).
+    pub fn allow_refusal_event(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut g = self.lock();
+        if g.refusal_events.len() >= MAX_REFUSAL_EVENT_IPS && !g.refusal_events.contains_key(&ip) {
+            // An entry whose budget is whole again says nothing a missing entry would not.
+            g.refusal_events.retain(|_, tat| *tat > now);
+            if g.refusal_events.len() >= MAX_REFUSAL_EVENT_IPS {
+                return false;
+            }
+        }
+        let tat = g.refusal_events.get(&ip).copied().unwrap_or(now).max(now);
+        let allowance = REFUSAL_EVENT_PERIOD * (REFUSAL_EVENT_BURST - 1);
+        if tat.duration_since(now) > allowance {
+            return false;
+        }
+        g.refusal_events.insert(ip, tat + REFUSAL_EVENT_PERIOD);
+        true
+    }
+
     /// Number of admitted streams across all cores.
     #[cfg(test)]
     pub fn total_streams(&self) -> u32 {
@@ -211,5 +248,48 @@ mod tests {
         );
         let _ip1 = r.connect_ip("127.0.0.1".parse().unwrap(), 1).unwrap();
         assert!(r.connect_ip("127.0.0.1".parse().unwrap(), 1).is_none());
+    }
+
+    #[test]
+    fn refusal_events_burst_then_one_per_period_per_ip() {
+        let r = Registry::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..REFUSAL_EVENT_BURST {
+            assert!(r.allow_refusal_event(a, t0));
+        }
+        assert!(!r.allow_refusal_event(a, t0));
+        assert!(!r.allow_refusal_event(a, t0 + Duration::from_secs(1)));
+        // Another address has its own budget.
+        assert!(r.allow_refusal_event(b, t0));
+        // One period later, one more; then none until the next period.
+        let t1 = t0 + REFUSAL_EVENT_PERIOD;
+        assert!(r.allow_refusal_event(a, t1));
+        assert!(!r.allow_refusal_event(a, t1));
+        // Quiet for long enough: the whole burst again.
+        let t2 = t1 + REFUSAL_EVENT_PERIOD * (REFUSAL_EVENT_BURST + 1);
+        for _ in 0..REFUSAL_EVENT_BURST {
+            assert!(r.allow_refusal_event(a, t2));
+        }
+    }
+
+    #[test]
+    fn refusal_event_budgets_are_bounded() {
+        let r = Registry::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_REFUSAL_EVENT_IPS as u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(r.allow_refusal_event(ip, t0));
+        }
+        let newcomer: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(
+            !r.allow_refusal_event(newcomer, t0),
+            "over the cap: suppressed"
+        );
+        // Once the tracked budgets are whole again, they are forgotten and room is made.
+        let later = t0 + REFUSAL_EVENT_PERIOD * 2;
+        assert!(r.allow_refusal_event(newcomer, later));
+        assert!(r.lock().refusal_events.len() <= 1);
     }
 }

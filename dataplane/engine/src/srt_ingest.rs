@@ -8,7 +8,19 @@
 //! same core, for the life of the connection: the handshake, the data and the control
 //! packets of a connection never need to cross cores. (A caller that changes source port is
 //! a new connection for SRT anyway.) The `e2e_srt` tests run several callers at once against
-//! a multi-core gateway to check that each one is served end to end.
+//! a multi-core gateway to check that each one is served end to end; `e2e_srt_sharding`
+//! checks that each stream runs on its owner core (next section).
+//!
+//! # Owner core
+//! The connection stays on the core the kernel steered it to (ARQ, ACK and TSBPD need its
+//! datagrams, and a UDP flow cannot be handed over like a TCP descriptor), but the stream
+//! belongs to its owner core ([`crate::ingest::owner_of`]). When that is another core, the
+//! serving core demuxes the TS and sends each [`MediaEvent`] (its payload a reference-counted
+//! slice of the receive buffer: nothing is copied) through the executors' SRT feed mesh
+//! ([`SrtFeed`]); the owner runs the [`Stream`] (packetizers, GOP cache, forwarders, viewers,
+//! stats). The owner's reasons to end the stream (kick, replacement, media timeout, bitrate)
+//! come back through a [`FeedLink`]. A full queue to the owner drops the media unit and counts
+//! it (`srt_feed_drops`): the serving core never waits on another core per packet.
 //!
 //! # Per connection
 //! The sans-IO pieces of `sluice_proto::srt` do the protocol: the stateless
@@ -34,11 +46,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::net::UdpSocket;
+use sluice_proto::media::MediaEvent;
 use sluice_proto::srt::crypto::{CryptoError, Passphrase};
 use sluice_proto::srt::handshake::{
     AcceptError, ConclusionRequest, Listener, ListenerConfig, ListenerEvent, RejectReason,
@@ -48,10 +63,153 @@ use sluice_proto::srt::packet::{Packet, SocketId};
 use sluice_proto::srt::receiver::{CloseReason, MIN_TRANSMIT_BUF, Receiver, ReceiverConfig};
 use sluice_proto::ts::media::TsMediaReader;
 
-use crate::admission::{self, AbortCode};
+use crate::admission::{self, AbortCode, Refusal};
 use crate::core::CoreCtx;
+use crate::ingest::AdmittedStream;
 use crate::registry::IpGuard;
 use crate::stream::Stream;
+
+/// Capacity of each core-to-core SRT feed queue, in messages (one per media unit). About ten
+/// seconds of one 30 fps stream with audio; the owner drains it every scheduling round, so
+/// it fills only when the owner core is overloaded. Bounded so a stalled owner costs at most
+/// this many queued slices per pair of cores.
+pub const FEED_QUEUE: usize = 1024;
+
+/// What the core serving an SRT connection sends to its stream's owner core.
+pub enum SrtFeed {
+    /// Start the admitted stream; later messages with this `feed` id are its media.
+    Start {
+        /// Feed id, unique on the sending core.
+        feed: u64,
+        /// The admitted stream (registry entry included).
+        admitted: Box<AdmittedStream>,
+        /// Where the owner posts its reason to close the connection.
+        link: Arc<FeedLink>,
+    },
+    /// One demuxed media unit; its payload is a slice of the serving core's receive buffer.
+    Media {
+        /// Feed id.
+        feed: u64,
+        /// The unit.
+        ev: MediaEvent,
+    },
+    /// The connection ended; `abort` is the transport's reason, if abnormal (the stream's own
+    /// reason, if any, takes precedence on the owner).
+    End {
+        /// Feed id.
+        feed: u64,
+        /// Transport-level abort (idle timeout).
+        abort: Option<Refusal>,
+    },
+}
+
+/// The owner core's way back to the core serving the SRT connection of its stream.
+#[derive(Default)]
+pub struct FeedLink {
+    requested: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl FeedLink {
+    /// Asks the serving core to close the connection (the first reason is kept).
+    pub fn request_close(&self, why: String) {
+        if self.requested.load(Ordering::Acquire) {
+            return;
+        }
+        let mut g = self.why.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(why);
+        }
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// The reason the owner asked to close, if it did.
+    pub fn close_requested(&self) -> Option<String> {
+        if !self.requested.load(Ordering::Acquire) {
+            return None;
+        }
+        self.why.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Runs the streams fed by one other core's SRT connections (on their owner, this core).
+pub async fn serve_feed(receiver: ConnectedReceiver<SrtFeed>, ctx: Rc<CoreCtx>) {
+    let mut feeds: HashMap<u64, Rc<RefCell<Stream>>> = HashMap::new();
+    while let Some(msg) = receiver.recv().await {
+        match msg {
+            SrtFeed::Start {
+                feed,
+                admitted,
+                link,
+            } => {
+                let stream = crate::ingest::start_stream(&ctx, *admitted);
+                let sid = stream.borrow().sid.clone();
+                ctx.srt_links.borrow_mut().insert(sid, link);
+                feeds.insert(feed, stream);
+            }
+            SrtFeed::Media { feed, ev } => {
+                if let Some(s) = feeds.get(&feed) {
+                    s.borrow_mut().on_media(ev, &ctx);
+                }
+            }
+            SrtFeed::End { feed, abort } => {
+                if let Some(s) = feeds.remove(&feed) {
+                    let sid = s.borrow().sid.clone();
+                    ctx.srt_links.borrow_mut().remove(&sid);
+                    ctx.streams.borrow_mut().remove(&sid);
+                    let reason = s.borrow().close_reason().or(abort);
+                    s.borrow_mut().finish(reason, &ctx.shared.table);
+                }
+            }
+        }
+    }
+    // The sending core is gone (shutdown): end what it fed.
+    for (_, s) in feeds {
+        let sid = s.borrow().sid.clone();
+        ctx.srt_links.borrow_mut().remove(&sid);
+        ctx.streams.borrow_mut().remove(&sid);
+        s.borrow_mut().finish(None, &ctx.shared.table);
+    }
+}
+
+/// The owner core's index and the message that starts a stream there.
+type RemoteStart = (usize, SrtFeed);
+
+/// Where a connection's media goes.
+enum Sink {
+    /// The stream runs on this core (its owner, or the only core).
+    Local(Rc<RefCell<Stream>>),
+    /// The stream runs on core `owner`, fed through the SRT feed mesh.
+    Remote {
+        owner: usize,
+        feed: u64,
+        link: Arc<FeedLink>,
+    },
+}
+
+impl Sink {
+    fn should_close(&self) -> Option<String> {
+        match self {
+            Sink::Local(s) => s.borrow().should_close(),
+            Sink::Remote { link, .. } => link.close_requested(),
+        }
+    }
+
+    fn media(&self, ev: MediaEvent, ctx: &CoreCtx) {
+        match self {
+            Sink::Local(s) => s.borrow_mut().on_media(ev, ctx),
+            Sink::Remote { owner, feed, .. } => {
+                let sent = ctx
+                    .srt_feed
+                    .as_ref()
+                    .map(|tx| tx.try_send_to(*owner, SrtFeed::Media { feed: *feed, ev }));
+                if !matches!(sent, Some(Ok(()))) {
+                    ctx.shared.count(sluice_table::Counter::SrtFeedDrops, 1);
+                }
+            }
+        }
+    }
+}
 
 /// Longest the task sleeps between timer checks. Half the ACK period, so ACKs go out within
 /// a few milliseconds of their 10 ms schedule.
@@ -102,6 +260,16 @@ fn reject_reason_for_accept(e: &AcceptError) -> RejectReason {
     }
 }
 
+/// Whether an accept failure is the caller's encryption not meeting the app's requirements
+/// (rather than a malformed or unsupported handshake).
+fn is_encryption_refusal(e: &AcceptError) -> bool {
+    matches!(
+        e,
+        AcceptError::Unsecure
+            | AcceptError::Crypto(CryptoError::BadSecret | CryptoError::KeyLengthMismatch { .. })
+    )
+}
+
 /// The cookie's notion of the caller: IP octets and port.
 fn cookie_addr(peer: SocketAddr) -> Vec<u8> {
     let mut v = match peer.ip() {
@@ -117,7 +285,7 @@ struct Conn {
     peer_socket: SocketId,
     receiver: Receiver,
     reader: TsMediaReader,
-    stream: Rc<RefCell<Stream>>,
+    sink: Sink,
     /// The conclusion response, resent if the caller repeats its conclusion.
     response: Vec<u8>,
     _ip: IpGuard,
@@ -131,6 +299,8 @@ struct Core {
     by_peer: HashMap<(SocketAddr, u32), u32>,
     rejected: HashMap<(SocketAddr, u32), (Vec<u8>, Instant)>,
     tx: Vec<u8>,
+    /// Feed id sequence of this core.
+    next_feed: u64,
 }
 
 /// Binds the SRT socket of this core and serves it forever.
@@ -159,6 +329,7 @@ pub async fn serve(ctx: Rc<CoreCtx>) {
         by_peer: HashMap::new(),
         rejected: HashMap::new(),
         tx: vec![0; TX_BUF],
+        next_feed: 0,
     };
     core.run().await;
 }
@@ -283,7 +454,22 @@ impl Core {
             return;
         }
         match self.admit(req, from, now) {
-            Ok(local) => {
+            Ok((local, start)) => {
+                if let Some((owner, msg)) = start {
+                    // Before the caller hears of the acceptance, so the owner has the stream
+                    // before its first media unit (the queue is FIFO per pair of cores).
+                    let sent = match self.ctx.srt_feed.as_ref() {
+                        Some(tx) => tx.send_to(owner, msg).await.is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        tracing::warn!(owner, "owner core unreachable; SRT caller dropped");
+                        if let Some(conn) = self.conns.remove(&local) {
+                            self.by_peer.remove(&(conn.peer, conn.peer_socket.0));
+                        }
+                        return;
+                    }
+                }
                 if let Some(conn) = self.conns.get(&local) {
                     let resp = conn.response.clone();
                     let _ = self.socket.send_to(&resp, from).await;
@@ -308,25 +494,21 @@ impl Core {
     }
 
     /// Decides on a conclusion; on success the connection is in `conns` under the returned
-    /// local socket id with its response ready.
+    /// local socket id with its response ready, and, when its stream belongs to another core,
+    /// the message that starts it there comes with the owner's index.
     fn admit(
         &mut self,
         req: &ConclusionRequest,
         from: SocketAddr,
         now: Instant,
-    ) -> Result<u32, (RejectReason, String)> {
+    ) -> Result<(u32, Option<RemoteStart>), (RejectReason, String)> {
         let sid = req
             .stream_id()
             .map_err(|e| (RejectReason::BAD_REQUEST, format!("bad stream id: {e}")))?;
-        // The access-control form without `m=` parses as a request (libsrt's default), but
-        // the documented URL `#!::r=KEY,h=HOST` publishes: only an explicit `m=request` is a
-        // player knocking on an ingest.
-        let explicit_request = !sid.is_publish()
-            && req
-                .stream_id
-                .windows(b"m=request".len())
-                .any(|w| w == b"m=request");
-        if explicit_request {
+        // An ingest serves no player: only an explicit `m=request` is refused; a missing `m=`
+        // (the convention's default is request) publishes, as the documented URL
+        // `#!::r=KEY,h=HOST` does (see `sluice_proto::srt::streamid`).
+        if !sid.is_publish() {
             return Err((
                 RejectReason::BAD_MODE,
                 "this gateway only ingests (m=publish)".into(),
@@ -354,8 +536,8 @@ impl Core {
             host.as_deref(),
             crate::time::unix_s(),
         );
-        let app = match pre {
-            Ok(a) => a.app,
+        let pre = match pre {
+            Ok(a) => a,
             Err(_) => {
                 // The full admission records the documented aborted event (attributed to the
                 // app of the `h=` host, or the only app) and gives the refusal.
@@ -374,6 +556,7 @@ impl Core {
                 };
             }
         };
+        let app = &pre.app;
         let passphrase = match app.srt_passphrase.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => Some(Passphrase::new(p.as_bytes()).map_err(|e| {
                 (
@@ -389,18 +572,40 @@ impl Core {
                 break id;
             }
         };
-        let accepted = self
-            .listener
-            .accept(
-                req,
-                SocketId(local),
-                passphrase.as_ref().map(|p| p.as_bytes()),
-                0,
-                &mut self.tx,
-            )
-            .map_err(|e| (reject_reason_for_accept(&e), e.to_string()))?;
-        let response = self.tx.get(..accepted.len).unwrap_or_default().to_vec();
         let url = format!("{}/{}", host.clone().unwrap_or_default(), sid.key);
+        let accepted = match self.listener.accept(
+            req,
+            SocketId(local),
+            passphrase.as_ref().map(|p| p.as_bytes()),
+            usize::from(app.srt_pbkeylen),
+            &mut self.tx,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let reason = reject_reason_for_accept(&e);
+                if is_encryption_refusal(&e) {
+                    // The key was good; the caller's encryption does not meet the app's
+                    // requirements: an aborted event under the key's channel and uid.
+                    shared.count(sluice_table::Counter::SrtRefusedEncryption, 1);
+                    let id = crate::ingest::refused_identity(
+                        &self.ctx,
+                        &pre,
+                        &sid.key,
+                        host.as_deref(),
+                        &url,
+                        Some(from),
+                        "srt",
+                    );
+                    let refusal = Refusal {
+                        code: AbortCode::DomainMismatch,
+                        reason: format!("SRT encryption refused: {e}"),
+                    };
+                    crate::ingest::record_refusal(&self.ctx, &id, &refusal);
+                }
+                return Err((reason, e.to_string()));
+            }
+        };
+        let response = self.tx.get(..accepted.len).unwrap_or_default().to_vec();
         let admitted = crate::ingest::admit(
             &self.ctx,
             &sid.key,
@@ -410,15 +615,32 @@ impl Core {
             "srt",
         )
         .map_err(|r| (reject_reason_for(r.code), r.reason))?;
-        // The stream runs on this core, not necessarily its owner core: the kernel steers a
-        // caller's datagrams to this core's socket, so the connection cannot move.
-        let stream = crate::ingest::start_stream(&self.ctx, admitted);
+        // The connection stays here (the kernel steers its datagrams to this core's socket);
+        // the stream runs on its owner core, fed over the mesh when that is another core.
+        let owner = admitted.owner(self.ctx.mesh_peers);
+        let stream_sid = admitted.identity.sid.clone();
+        let (sink, start) = if owner != self.ctx.mesh_id && self.ctx.srt_feed.is_some() {
+            let feed = self.next_feed;
+            self.next_feed += 1;
+            let link = Arc::new(FeedLink::default());
+            let msg = SrtFeed::Start {
+                feed,
+                admitted: Box::new(admitted),
+                link: link.clone(),
+            };
+            (Sink::Remote { owner, feed, link }, Some((owner, msg)))
+        } else {
+            (
+                Sink::Local(crate::ingest::start_stream(&self.ctx, admitted)),
+                None,
+            )
+        };
         self.ctx
             .shared
             .count(sluice_table::Counter::SrtConnections, 1);
         let rcfg = ReceiverConfig::from_accepted(&accepted, passphrase);
         tracing::info!(peer = %from, latency_ms = accepted.latency.as_millis() as u64,
-            encrypted = accepted.keys.is_some(), core = self.ctx.id, "SRT caller accepted");
+            encrypted = accepted.keys.is_some(), core = self.ctx.mesh_id, owner, sid = %stream_sid, "SRT caller accepted");
         self.conns.insert(
             local,
             Conn {
@@ -426,13 +648,13 @@ impl Core {
                 peer_socket: accepted.peer_socket,
                 receiver: Receiver::new(rcfg, now),
                 reader: TsMediaReader::new(),
-                stream,
+                sink,
                 response,
                 _ip: ip_guard,
             },
         );
         self.by_peer.insert((from, accepted.peer_socket.0), local);
-        Ok(local)
+        Ok((local, start))
     }
 
     fn drop_stream(&self, s: &Rc<RefCell<Stream>>, abort: Option<admission::Refusal>) {
@@ -466,9 +688,9 @@ impl Core {
         let Some(conn) = conns.get_mut(&id) else {
             return;
         };
-        // Kick, replacement, media timeout, bitrate: the stream decides.
+        // Kick, replacement, media timeout, bitrate: the stream decides (on its owner core).
         if conn.receiver.closed().is_none()
-            && let Some(why) = conn.stream.borrow().should_close()
+            && let Some(why) = conn.sink.should_close()
         {
             tracing::info!(peer = %conn.peer, reason = %why, "closing SRT connection");
             conn.receiver.close();
@@ -476,7 +698,7 @@ impl Core {
         while let Some(payload) = conn.receiver.poll_output(now) {
             conn.reader.push(payload);
             while let Some(ev) = conn.reader.poll() {
-                conn.stream.borrow_mut().on_media(ev, ctx);
+                conn.sink.media(ev, ctx);
             }
         }
         while let Some(n) = conn.receiver.poll_transmit(now, tx) {
@@ -485,11 +707,11 @@ impl Core {
             }
         }
         if let Some(reason) = conn.receiver.closed() {
-            self.close(id, reason);
+            self.close(id, reason).await;
         }
     }
 
-    fn close(&mut self, id: u32, reason: CloseReason) {
+    async fn close(&mut self, id: u32, reason: CloseReason) {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
@@ -497,21 +719,36 @@ impl Core {
         if reason == CloseReason::PeerShutdown {
             conn.reader.flush();
             while let Some(ev) = conn.reader.poll() {
-                conn.stream.borrow_mut().on_media(ev, &self.ctx);
+                conn.sink.media(ev, &self.ctx);
             }
         }
         let stats = *conn.receiver.stats();
         tracing::info!(peer = %conn.peer, ?reason, received = stats.packets_received,
             lost = stats.lost, retransmitted = stats.retransmitted,
             dropped_too_late = stats.dropped_too_late, "SRT connection closed");
-        let abort = conn.stream.borrow().close_reason();
-        let abort = abort.or_else(|| {
-            (reason == CloseReason::IdleTimeout).then(|| admission::Refusal {
-                code: AbortCode::NoMedia,
-                reason: "SRT peer went silent (idle timeout)".into(),
-            })
+        let transport = (reason == CloseReason::IdleTimeout).then(|| admission::Refusal {
+            code: AbortCode::NoMedia,
+            reason: "SRT peer went silent (idle timeout)".into(),
         });
-        self.drop_stream(&conn.stream, abort);
+        match conn.sink {
+            Sink::Local(stream) => {
+                let abort = stream.borrow().close_reason().or(transport);
+                self.drop_stream(&stream, abort);
+            }
+            Sink::Remote { owner, feed, .. } => {
+                // Waits for room if the queue is full: the end of a stream must not be lost
+                // (it releases the stream's registry entry and stats slot on the owner).
+                let end = SrtFeed::End {
+                    feed,
+                    abort: transport,
+                };
+                if let Some(tx) = self.ctx.srt_feed.as_ref()
+                    && tx.send_to(owner, end).await.is_err()
+                {
+                    tracing::warn!(owner, "owner core unreachable; SRT stream end lost");
+                }
+            }
+        }
     }
 }
 
@@ -535,6 +772,19 @@ mod tests {
             reject_reason_for_accept(&AcceptError::Crypto(CryptoError::BadSecret)),
             RejectReason::BADSECRET
         );
+        let short_key = AcceptError::Crypto(CryptoError::KeyLengthMismatch {
+            configured: 32,
+            peer: 16,
+        });
+        assert_eq!(
+            reject_reason_for_accept(&short_key),
+            RejectReason::BADSECRET
+        );
+        assert!(is_encryption_refusal(&short_key));
+        assert!(is_encryption_refusal(&AcceptError::Unsecure));
+        assert!(!is_encryption_refusal(&AcceptError::Crypto(
+            CryptoError::Malformed("x")
+        )));
     }
 
     #[test]

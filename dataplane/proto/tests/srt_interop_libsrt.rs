@@ -4,9 +4,8 @@
 //! order; rejections must be understood by the caller.
 //!
 //! The tests need the publishers (`srt-tools` and `ffmpeg`, which `scripts/setup.sh
-//! --test` installs); where one is missing the test says so on stderr and passes without
-//! checking anything, since the deterministic scenarios in `srt_handshake.rs` and
-//! `srt_receiver.rs` cover the logic.
+//! --test` installs); where one is missing the test fails and says how to install it: a test
+//! that passes without checking anything would hide a lost interop check.
 
 use bytes::Bytes;
 use sluice_proto::srt::crypto::Passphrase;
@@ -83,14 +82,15 @@ fn run_with(
         Decision::Accept(p) => p,
         Decision::Reject(_) => None,
     };
-    if !have_binary(if ffmpeg {
+    let tool = if ffmpeg {
         "ffmpeg"
     } else {
         "srt-live-transmit"
-    }) {
-        eprintln!("publisher not installed: libsrt interop not exercised");
-        return None;
-    }
+    };
+    assert!(
+        have_binary(tool),
+        "{tool} is not installed: run scripts/setup.sh --test (CI installs it)"
+    );
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
@@ -329,23 +329,23 @@ fn libsrt_publisher_plain() {
 
 #[test]
 fn libsrt_publisher_wrong_passphrase_gets_badsecret() {
-    if let Some((reason, err)) = run(
+    let (reason, err) = run(
         Some("not-the-passphrase"),
         16,
         Decision::Accept(Some(PASSPHRASE)),
         None,
-    ) {
-        assert_eq!(reason, RejectReason::BADSECRET);
-        assert_understood(&err, "Incorrect passphrase", "BADSECRET");
-    }
+    )
+    .expect("a wrong passphrase must be rejected");
+    assert_eq!(reason, RejectReason::BADSECRET);
+    assert_understood(&err, "Incorrect passphrase", "BADSECRET");
 }
 
 #[test]
 fn libsrt_publisher_sees_forbidden() {
-    if let Some((reason, err)) = run(None, 0, Decision::Reject(RejectReason::FORBIDDEN), None) {
-        assert_eq!(reason, RejectReason::FORBIDDEN);
-        assert_understood(&err, "Application-defined rejection reason", "1403");
-    }
+    let (reason, err) = run(None, 0, Decision::Reject(RejectReason::FORBIDDEN), None)
+        .expect("the caller must be rejected");
+    assert_eq!(reason, RejectReason::FORBIDDEN);
+    assert_understood(&err, "Application-defined rejection reason", "1403");
 }
 
 #[test]

@@ -168,6 +168,7 @@ pub fn app_row(a: &AppConfig) -> AppRow {
         certificate_hex: a.certificate.to_ascii_lowercase(),
         domains: a.domains.clone(),
         srt_passphrase: a.srt_passphrase.clone(),
+        srt_pbkeylen: a.srt_pbkeylen,
         max_streams: a.max_streams,
         max_bitrate_kbps: a.max_bitrate_kbps,
         duplicate_policy: a.duplicate_policy,

@@ -43,6 +43,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         certificate: CERT.into(),
         domains: vec!["ingest.example.com".into()],
         srt_passphrase: None,
+        srt_pbkeylen: 0,
         max_streams: 0,
         max_bitrate_kbps: 0,
         duplicate_policy: DuplicatePolicy::RefuseNew,

@@ -8,6 +8,14 @@
 //!   `m` (mode: `request`, `publish`, `bidirectional`), `u` (user), `s` (session), `t` (type);
 //!   unknown keys are kept in [`StreamId::extra`].
 //!
+//! # A missing `m=`
+//! The access-control convention makes `request` (the caller receives) the default mode.
+//! This parser reports the mode as written ([`StreamId::mode`] is `None` without `m=`, in
+//! every form) and leaves the policy to its user: [`StreamId::spec_mode`] applies the
+//! convention's default, [`StreamId::is_publish`] is Sluice's reading as an ingest-only
+//! listener (nothing can be played from it, so only an explicit `m=request` is a caller
+//! asking for a stream; encoders that write `#!::r=KEY` mean to publish).
+//!
 //! The stream id reaches the listener in the SID handshake extension (draft-sharabayko-srt-01
 //! section 3.2.1.3); [`super::handshake`] undoes its per-word byte order first.
 
@@ -57,8 +65,7 @@ pub struct StreamId {
     pub key: String,
     /// Ingest host (`h=`), if given.
     pub host: Option<String>,
-    /// Mode (`m=`); [`Mode::Request`] when absent. Plain and OBS forms carry no mode: for
-    /// them it is `None`, and the engine treats the connection as a publisher.
+    /// Mode (`m=`) as written; `None` when absent (always so in the plain and OBS forms).
     pub mode: Option<Mode>,
     /// User name (`u=`), if given.
     pub user: Option<String>,
@@ -133,14 +140,20 @@ impl StreamId {
         Ok(StreamId {
             key,
             host,
-            mode: Some(mode.unwrap_or_default()),
+            mode,
             user,
             extra,
         })
     }
 
-    /// True when the caller intends to publish: `m=publish` or `m=bidirectional`, or one of
-    /// the forms without a mode (which Sluice, an ingest, reads as publishing).
+    /// The mode under the access-control convention: as written, or [`Mode::Request`] when
+    /// absent.
+    pub fn spec_mode(&self) -> Mode {
+        self.mode.unwrap_or_default()
+    }
+
+    /// True unless the caller explicitly asked to receive (`m=request`): `m=publish`,
+    /// `m=bidirectional` and a missing `m=` publish to an ingest (see the module docs).
     pub fn is_publish(&self) -> bool {
         !matches!(self.mode, Some(Mode::Request))
     }
@@ -197,9 +210,19 @@ mod tests {
             ]
         );
         assert!(id.is_publish());
-        let req = StreamId::parse(b"#!::r=k").unwrap();
+        // No `m=`: reported as absent; the convention's default is request, the ingest's
+        // reading is publish.
+        let bare = StreamId::parse(b"#!::r=k,h=x").unwrap();
+        assert_eq!(bare.mode, None);
+        assert_eq!(bare.spec_mode(), Mode::Request);
+        assert!(bare.is_publish());
+        let req = StreamId::parse(b"#!::r=k,m=request").unwrap();
         assert_eq!(req.mode, Some(Mode::Request));
         assert!(!req.is_publish());
+        // `m=request` inside another value is not a mode.
+        let tricky = StreamId::parse(b"#!::r=km=request,u=m=request").unwrap();
+        assert_eq!(tricky.mode, None);
+        assert!(tricky.is_publish());
         assert_eq!(
             StreamId::parse(b"#!::r=k,m=bidirectional").unwrap().mode,
             Some(Mode::Bidirectional)
