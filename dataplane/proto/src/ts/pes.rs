@@ -262,6 +262,40 @@ impl PesAssembler {
         simple
     }
 
+    /// How many bytes, in total over successive calls, [`PesAssembler::append_continuation`]
+    /// would accept now: 0 unless a PES spans packets with its length field read; otherwise
+    /// up to the size cap and, for a bounded PES, short of its last byte (the byte that
+    /// completes it goes through [`PesAssembler::push`]).
+    #[inline]
+    pub fn continuation_room(&self) -> usize {
+        if !(self.active && self.first.is_none() && self.length_known) {
+            return 0;
+        }
+        let cap = MAX_PES_SIZE.saturating_sub(self.len);
+        match self.bounded {
+            Some(b) => cap.min(b.saturating_sub(self.len + 1)),
+            None => cap,
+        }
+    }
+
+    /// Appends continuation payloads totalling at most [`PesAssembler::continuation_room`]
+    /// (the caller's batch loop counts them against it), reserving `hint` bytes first so a
+    /// run of packets grows the buffer at most once. Same effect as one
+    /// [`PesAssembler::append_continuation`] per payload.
+    #[inline]
+    pub(crate) fn append_within_room<'a>(
+        &mut self,
+        payloads: impl Iterator<Item = &'a [u8]>,
+        hint: usize,
+    ) {
+        self.buf.reserve(hint);
+        for bytes in payloads {
+            // Copy forced by the format: the PES continues in another TS packet.
+            self.buf.extend_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
     /// Feeds one TS packet payload, `src[payload]` (an out-of-range `payload` is ignored).
     /// Finished PES (and errors) are appended to `out`: with `pusi` the previous PES
     /// completes (unbounded) or is reported truncated (bounded), and a bounded PES completes
