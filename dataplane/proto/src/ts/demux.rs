@@ -255,29 +255,37 @@ impl Demuxer {
     /// 188-byte spacing, so the first packets (and those after a sync loss) come out once
     /// two more packets have arrived; a stream shorter than that yields nothing.
     pub fn push(&mut self, data: Bytes) {
-        self.framer.push(data);
+        if let Some(run) = self.framer.push_or_take(data) {
+            self.handle_run(&run);
+        }
         while let Some(run) = self.framer.next_run() {
-            let mut at = 0;
-            loop {
-                // The packets after one on an elementary stream (in this run or at the end
-                // of the previous one) are usually more of the same PES: take them in one
-                // batch, and the first that is not through the general path.
-                if let Some(s) = self.batch_stream.and_then(|i| self.streams.get_mut(i)) {
-                    at = s.append_run(&run, at);
-                }
-                let Some(raw) = run
-                    .get(at..at + PACKET_SIZE)
-                    .and_then(|r| <&[u8; PACKET_SIZE]>::try_from(r).ok())
-                else {
-                    break;
-                };
-                self.batch_stream = self.handle_packet(&run, raw, at);
-                #[cfg(test)]
-                if !self.batching {
-                    self.batch_stream = None;
-                }
-                at += PACKET_SIZE;
+            self.handle_run(&run);
+        }
+    }
+
+    /// Handles a run of in-sync packets from the framer.
+    #[inline]
+    fn handle_run(&mut self, run: &Bytes) {
+        let mut at = 0;
+        loop {
+            // The packets after one on an elementary stream (in this run or at the end
+            // of the previous one) are usually more of the same PES: take them in one
+            // batch, and the first that is not through the general path.
+            if let Some(s) = self.batch_stream.and_then(|i| self.streams.get_mut(i)) {
+                at = s.append_run(run, at);
             }
+            let Some(raw) = run
+                .get(at..at + PACKET_SIZE)
+                .and_then(|r| <&[u8; PACKET_SIZE]>::try_from(r).ok())
+            else {
+                break;
+            };
+            self.batch_stream = self.handle_packet(run, raw, at);
+            #[cfg(test)]
+            if !self.batching {
+                self.batch_stream = None;
+            }
+            at += PACKET_SIZE;
         }
     }
 

@@ -554,6 +554,19 @@ impl CcTracker {
     }
 }
 
+/// How many whole packets at the start of `buf` begin with the sync byte, up to the first
+/// that does not.
+#[inline]
+fn sync_run_len(buf: &[u8]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while at + PACKET_SIZE <= buf.len() && buf.get(at) == Some(&SYNC_BYTE) {
+        n += 1;
+        at += PACKET_SIZE;
+    }
+    n
+}
+
 /// Counters kept by the [`Framer`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FramerStats {
@@ -593,6 +606,25 @@ impl Framer {
         }
     }
 
+    /// [`Framer::push`], except that a buffer [`Framer::next_run`] would hand out whole right
+    /// away (nothing buffered, sync locked, whole packets all starting with the sync byte) is
+    /// returned as that run without going through the queue: the common case of a receiver
+    /// reading whole packets, such as an SRT payload of seven.
+    #[inline]
+    pub fn push_or_take(&mut self, data: Bytes) -> Option<Bytes> {
+        let whole = self.buffered == 0
+            && self.locked
+            && !data.is_empty()
+            && data.len().is_multiple_of(PACKET_SIZE)
+            && sync_run_len(&data) * PACKET_SIZE == data.len();
+        if whole {
+            self.stats.packets += (data.len() / PACKET_SIZE) as u64;
+            return Some(data);
+        }
+        self.push(data);
+        None
+    }
+
     /// Bytes buffered and not yet handed out.
     pub fn buffered(&self) -> usize {
         self.buffered
@@ -618,14 +650,18 @@ impl Framer {
     /// one pushed buffer (taken whole when it is exactly that, so no reference count is
     /// touched), or a single copied packet that straddled two pushed buffers.
     pub fn next_run(&mut self) -> Option<Bytes> {
-        if !self.sync() {
+        // Locked with a sync byte at the front of the first buffer: what `sync` would
+        // conclude, without its search setup (the common case, once per pushed buffer).
+        let in_sync = self.locked
+            && self
+                .chunks
+                .front()
+                .is_some_and(|f| f.len() >= PACKET_SIZE && f.first() == Some(&SYNC_BYTE));
+        if !in_sync && !self.sync() {
             return None;
         }
         let front = self.chunks.front()?;
-        let n = front
-            .chunks_exact(PACKET_SIZE)
-            .take_while(|p| p.first() == Some(&SYNC_BYTE))
-            .count();
+        let n = sync_run_len(front);
         if n == 0 {
             self.stats.packets += 1;
             return Some(self.take_packet());
@@ -973,6 +1009,49 @@ mod tests {
         assert_eq!(n, 10);
         assert_eq!(f.stats().straddled_packets, 1);
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn push_or_take_hands_out_what_next_run_would() {
+        let mut stream = vec![];
+        for cc in 0..10 {
+            stream.extend(pkt(0x100, false, cc, None, &[cc]));
+        }
+        stream.extend([0u8; PACKET_SIZE]); // a packet-sized hole without sync: sync loss
+        for cc in 10..40 {
+            stream.extend(pkt(0x100, false, cc, None, &[cc]));
+        }
+        stream.extend([0x47; 100]); // a partial packet at the end stays buffered
+        let all = Bytes::from(stream);
+        for size in [PACKET_SIZE, 7 * PACKET_SIZE, 1000, 3 * PACKET_SIZE + 1] {
+            let (mut queued, mut direct) = (Framer::new(), Framer::new());
+            let (mut a, mut b) = (vec![], vec![]);
+            let mut taken = 0;
+            for at in (0..all.len()).step_by(size) {
+                let piece = all.slice(at..(at + size).min(all.len()));
+                queued.push(piece.clone());
+                a.extend(std::iter::from_fn(|| queued.next_run()));
+                if let Some(run) = direct.push_or_take(piece.clone()) {
+                    assert_eq!(run.as_ptr(), piece.as_ptr(), "taken whole, not copied");
+                    taken += 1;
+                    b.push(run);
+                }
+                b.extend(std::iter::from_fn(|| direct.next_run()));
+            }
+            assert_eq!(a.concat(), b.concat(), "piece size {size}");
+            assert_eq!(queued.stats(), direct.stats());
+            assert_eq!(queued.buffered(), direct.buffered());
+            assert_eq!(direct.stats().sync_losses, 1);
+            if size == PACKET_SIZE {
+                // Of the 42 pieces, all but the three that confirm sync at the start, the
+                // hole, the three that confirm it again, and the partial one at the end.
+                assert_eq!(taken, 42 - 3 - 1 - 3 - 1);
+            } else if size.is_multiple_of(PACKET_SIZE) {
+                assert!(taken >= 3, "size {size}: {taken}");
+            } else {
+                assert!(taken <= 1, "size {size}: {taken}");
+            }
+        }
     }
 
     #[test]
