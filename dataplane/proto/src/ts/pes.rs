@@ -3,7 +3,7 @@
 //! header that frames Opus access units inside a PES (ETSI TS 102 366 style mapping used by
 //! the "Opus in MPEG-2 TS" specification, control_header()).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use thiserror::Error;
 
 /// Largest PES the assembler keeps, header included. Video PES are unbounded
@@ -183,8 +183,10 @@ pub struct Pes {
 pub struct PesAssembler {
     /// The first payload while it is the only one (the zero-copy case).
     first: Option<Bytes>,
-    /// The PES so far once it spans packets.
-    buf: BytesMut,
+    /// The PES so far once it spans packets. A `Vec` rather than a `BytesMut`: its append
+    /// is the cheaper of the two, and handing it to [`Bytes`] at the end costs the same one
+    /// allocation as splitting a `BytesMut` does.
+    buf: Vec<u8>,
     len: usize,
     /// Total PES size (6 + PES_packet_length) once known and non-zero.
     bounded: Option<usize>,
@@ -382,21 +384,25 @@ impl PesAssembler {
             self.discard();
             return Some(Err(PesError::Truncated));
         }
-        let whole = match self.first.take() {
+        let mut whole = match self.first.take() {
             Some(f) => f,
-            None => self.buf.split().freeze(),
+            None => Bytes::from(std::mem::take(&mut self.buf)),
         };
         if let Some(h) = self.size_hint.get_mut(usize::from(random_access)) {
             *h = whole.len();
         }
         self.discard();
-        let whole = whole.slice(..total.min(whole.len()));
+        // Trim and advance in place rather than slicing: no reference count traffic.
+        whole.truncate(total);
         Some(match PesHeader::parse(&whole) {
-            Ok(Some(header)) if header.header_len <= whole.len() => Ok(Pes {
-                header,
-                random_access,
-                payload: whole.slice(header.header_len..),
-            }),
+            Ok(Some(header)) if header.header_len <= whole.len() => {
+                whole.advance(header.header_len);
+                Ok(Pes {
+                    header,
+                    random_access,
+                    payload: whole,
+                })
+            }
             Ok(_) => Err(PesError::HeaderOverrun),
             Err(e) => Err(e),
         })
