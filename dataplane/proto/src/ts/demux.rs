@@ -27,7 +27,7 @@ use bytes::Bytes;
 
 use super::packet::{
     CONTINUATION_MASK, CcTracker, CcVerdict, CompactHeader, FINGERPRINT_LEN, Framer, PACKET_SIZE,
-    Pid, continuation_header,
+    Pid, SYNC_BYTE, continuation_header,
 };
 use super::pes::{Pes, PesAssembler, PesError, split_opus_packets};
 use super::psi::{EsCodec, Pat, Pmt, PsiError, Section, SectionAssembler, StreamType};
@@ -256,16 +256,20 @@ impl Demuxer {
     /// two more packets have arrived; a stream shorter than that yields nothing.
     pub fn push(&mut self, data: Bytes) {
         if let Some(run) = self.framer.push_or_take(data) {
-            self.handle_run(&run);
+            // Its packets' sync bytes are unchecked: hand back from the first without one.
+            if let Some(at) = self.handle_run(&run) {
+                self.framer.give_back(run.slice(at..));
+            }
         }
         while let Some(run) = self.framer.next_run() {
             self.handle_run(&run);
         }
     }
 
-    /// Handles a run of in-sync packets from the framer.
+    /// Handles a run of packets from the framer. Stops at a packet without the sync byte
+    /// (only a run from [`Framer::push_or_take`] can hold one) and returns its offset.
     #[inline]
-    fn handle_run(&mut self, run: &Bytes) {
+    fn handle_run(&mut self, run: &Bytes) -> Option<usize> {
         let mut at = 0;
         loop {
             // The packets after one on an elementary stream (in this run or at the end
@@ -274,12 +278,15 @@ impl Demuxer {
             if let Some(s) = self.batch_stream.and_then(|i| self.streams.get_mut(i)) {
                 at = s.append_run(run, at);
             }
-            let Some(raw) = run
+            // The end of the run (any tail short of a packet cannot occur: runs are whole).
+            let raw = run
                 .get(at..at + PACKET_SIZE)
-                .and_then(|r| <&[u8; PACKET_SIZE]>::try_from(r).ok())
-            else {
-                break;
-            };
+                .and_then(|r| <&[u8; PACKET_SIZE]>::try_from(r).ok())?;
+            // The batch loop stops at a packet without the sync byte too (its header
+            // compare includes it), so this is the one check needed.
+            if raw[0] != SYNC_BYTE {
+                return Some(at);
+            }
             self.batch_stream = self.handle_packet(run, raw, at);
             #[cfg(test)]
             if !self.batching {
@@ -676,6 +683,8 @@ mod tests {
         Header(usize, u8),
         /// Drop the packet and the next 14 packets of its PID (same counter 15 later).
         DropFifteen,
+        /// Insert this many bytes of garbage before the packet (sync loss, realignment).
+        Garbage(usize),
     }
 
     fn damage() -> impl Strategy<Value = (usize, Damage)> {
@@ -684,7 +693,8 @@ mod tests {
             prop_oneof![
                 Just(Damage::Drop),
                 Just(Damage::Duplicate),
-                (1usize..4, any::<u8>()).prop_map(|(i, m)| Damage::Header(i, m)),
+                (0usize..4, any::<u8>()).prop_map(|(i, m)| Damage::Header(i, m)),
+                (1usize..400).prop_map(Damage::Garbage),
                 Just(Damage::Header(1, 0x20)), // transport_priority only
                 Just(Damage::DropFifteen),
             ],
@@ -707,9 +717,18 @@ mod tests {
                     let p = packets[i].clone();
                     packets.insert(i, p);
                 }
-                Damage::Header(b, mask) => packets[i][b] ^= mask,
+                Damage::Header(b, mask) => {
+                    if let Some(byte) = packets[i].get_mut(b) {
+                        *byte ^= mask;
+                    }
+                }
+                Damage::Garbage(len) => packets.insert(i, vec![0x47; len]),
                 Damage::DropFifteen => {
-                    let pid = |p: &[u8]| u16::from_be_bytes([p[1] & 0x1f, p[2]]);
+                    // Garbage pieces shorter than a header have no PID.
+                    let pid = |p: &[u8]| match p {
+                        [_, b1, b2, ..] => Some(u16::from_be_bytes([b1 & 0x1f, *b2])),
+                        _ => None,
+                    };
                     let want = pid(&packets[i]);
                     let mut dropped = 0;
                     packets.retain(|p| {
@@ -840,6 +859,37 @@ mod tests {
             prop_assert_eq!(batched, reference);
             prop_assert_eq!(stats, ref_stats);
             prop_assert_eq!(cc, ref_cc);
+        }
+
+        /// Pushes of whole packets go straight from the framer to the batch loop, sync
+        /// bytes unchecked until then: on damaged input (sync bytes hit, garbage inserted)
+        /// the result is that of pushes the framer must queue and check, without batching.
+        #[test]
+        fn direct_runs_match_queued_runs_on_damaged_input(
+            damages in prop::collection::vec(damage(), 0..12),
+            packets_per_push in 1usize..12,
+        ) {
+            let raw = apply(&stream(24), &damages);
+            let all = Bytes::from(raw);
+            let size = packets_per_push * PACKET_SIZE;
+            let direct: Vec<Bytes> = (0..all.len())
+                .step_by(size)
+                .map(|i| all.slice(i..(i + size).min(all.len())))
+                .collect();
+            let queued: Vec<Bytes> = (0..all.len())
+                .step_by(1000)
+                .map(|i| all.slice(i..(i + 1000).min(all.len())))
+                .collect();
+            let (a, a_stats, a_cc) = demux(&direct, true);
+            let (b, b_stats, b_cc) = demux(&queued, false);
+            prop_assert_eq!(a, b);
+            // The 1000-byte pushes straddle packets, which only that counter sees.
+            prop_assert!(b_stats.straddled_packets > 0);
+            prop_assert_eq!(
+                DemuxStats { straddled_packets: 0, ..a_stats },
+                DemuxStats { straddled_packets: 0, ..b_stats }
+            );
+            prop_assert_eq!(a_cc, b_cc);
         }
     }
 }

@@ -606,23 +606,42 @@ impl Framer {
         }
     }
 
-    /// [`Framer::push`], except that a buffer [`Framer::next_run`] would hand out whole right
-    /// away (nothing buffered, sync locked, whole packets all starting with the sync byte) is
-    /// returned as that run without going through the queue: the common case of a receiver
-    /// reading whole packets, such as an SRT payload of seven.
+    /// [`Framer::push`], except that a buffer of whole packets arriving while sync is locked
+    /// and nothing is buffered (the common case of a receiver reading whole packets, such
+    /// as an SRT payload of seven) is returned at once as a run, without the queue round
+    /// trip and without checking each packet's sync byte here.
+    ///
+    /// The caller checks the sync byte of every packet of such a run (the demuxer's header
+    /// checks do) and, at the first packet without it, hands that packet and the rest back
+    /// with [`Framer::give_back`]: the framer then loses sync there and searches exactly as
+    /// if the buffer had gone through [`Framer::next_run`].
     #[inline]
     pub fn push_or_take(&mut self, data: Bytes) -> Option<Bytes> {
         let whole = self.buffered == 0
             && self.locked
             && !data.is_empty()
-            && data.len().is_multiple_of(PACKET_SIZE)
-            && sync_run_len(&data) * PACKET_SIZE == data.len();
+            && data.len().is_multiple_of(PACKET_SIZE);
         if whole {
             self.stats.packets += (data.len() / PACKET_SIZE) as u64;
             return Some(data);
         }
         self.push(data);
         None
+    }
+
+    /// Takes back the unprocessed end of a run from [`Framer::push_or_take`], starting at
+    /// its first packet without the sync byte (see there). Bytes pushed since are kept
+    /// behind it.
+    pub fn give_back(&mut self, rest: Bytes) {
+        if rest.is_empty() {
+            return;
+        }
+        self.stats.packets = self
+            .stats
+            .packets
+            .saturating_sub((rest.len() / PACKET_SIZE) as u64);
+        self.buffered += rest.len();
+        self.chunks.push_front(rest);
     }
 
     /// Bytes buffered and not yet handed out.
@@ -1033,8 +1052,16 @@ mod tests {
                 a.extend(std::iter::from_fn(|| queued.next_run()));
                 if let Some(run) = direct.push_or_take(piece.clone()) {
                     assert_eq!(run.as_ptr(), piece.as_ptr(), "taken whole, not copied");
-                    taken += 1;
-                    b.push(run);
+                    // The caller's part: stop at the first packet without sync, give back.
+                    let k = run
+                        .chunks(PACKET_SIZE)
+                        .position(|p| p[0] != SYNC_BYTE)
+                        .map_or(run.len(), |i| i * PACKET_SIZE);
+                    if k > 0 {
+                        taken += 1;
+                        b.push(run.slice(..k));
+                    }
+                    direct.give_back(run.slice(k..));
                 }
                 b.extend(std::iter::from_fn(|| direct.next_run()));
             }
