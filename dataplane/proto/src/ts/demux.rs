@@ -25,7 +25,10 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::packet::{CcTracker, CcVerdict, CompactHeader, Framer, PACKET_SIZE, Pid};
+use super::packet::{
+    CONTINUATION_MASK, CcTracker, CcVerdict, CompactHeader, FINGERPRINT_LEN, Framer, PACKET_SIZE,
+    Pid, SYNC_BYTE, continuation_header,
+};
 use super::pes::{Pes, PesAssembler, PesError, split_opus_packets};
 use super::psi::{EsCodec, Pat, Pmt, PsiError, Section, SectionAssembler, StreamType};
 
@@ -142,6 +145,59 @@ struct EsState {
     pes: PesAssembler,
 }
 
+impl EsState {
+    /// The batch loop: takes the packets of `run` from offset `at` on that only continue
+    /// this stream's PES, and returns the offset of the first packet it left for the general
+    /// path ([`Demuxer::handle_packet`]).
+    ///
+    /// A packet is taken when its masked header equals [`continuation_header`] for this PID
+    /// and the next counter (one compare covers validation, PID, scrambling, PUSI and the
+    /// continuity check) and the PES has room for its whole payload without completing:
+    /// exactly the packets for which the general path would find the counter in sequence
+    /// and [`PesAssembler::append_continuation`] would accept the payload, so the output is
+    /// the same. The continuity tracker records only the last packet taken: every check it
+    /// makes compares against the previous packet alone.
+    #[inline]
+    fn append_run(&mut self, run: &[u8], at: usize) -> usize {
+        const PAYLOAD: usize = PACKET_SIZE - 4;
+        let Some(mut cc) = self.cc.last() else {
+            return at;
+        };
+        let max = self.pes.continuation_room() / PAYLOAD;
+        if max == 0 {
+            return at;
+        }
+        let pid = self.stream.pid;
+        let rest = run.get(at..).unwrap_or_default();
+        let mut n = 0;
+        for raw in rest.chunks_exact(PACKET_SIZE).take(max) {
+            let next = (cc + 1) & 0x0f;
+            let Some(head) = raw.first_chunk::<4>() else {
+                break;
+            };
+            if u32::from_be_bytes(*head) & CONTINUATION_MASK != continuation_header(pid, next) {
+                break;
+            }
+            cc = next;
+            n += 1;
+        }
+        if n == 0 {
+            return at;
+        }
+        let taken = rest.get(..n * PACKET_SIZE).unwrap_or_default();
+        self.pes.append_within_room(
+            taken
+                .chunks_exact(PACKET_SIZE)
+                .map(|p| p.get(4..).unwrap_or_default()),
+            n * PAYLOAD,
+        );
+        if let Some(tail) = taken.last_chunk::<FINGERPRINT_LEN>() {
+            self.cc.record_in_sequence(cc, tail);
+        }
+        at + taken.len()
+    }
+}
+
 /// The MPEG-TS demuxer. See the module docs for the run loop.
 #[derive(Debug)]
 pub struct Demuxer {
@@ -156,6 +212,13 @@ pub struct Demuxer {
     stats: DemuxStats,
     section_scratch: Vec<Result<Bytes, PsiError>>,
     pes_scratch: Vec<Result<Pes, PesError>>,
+    /// Index in `streams` of the elementary stream of the last packet handled, whose next
+    /// packets [`EsState::append_run`] tries first. Cleared by every packet that is not on
+    /// an elementary stream, so by every PMT that rebuilds `streams`.
+    batch_stream: Option<usize>,
+    /// Tests switch the batch loop off to compare with the general path alone.
+    #[cfg(test)]
+    batching: bool,
 }
 
 impl Default for Demuxer {
@@ -179,6 +242,9 @@ impl Demuxer {
             stats: DemuxStats::default(),
             section_scratch: Vec::new(),
             pes_scratch: Vec::new(),
+            batch_stream: None,
+            #[cfg(test)]
+            batching: true,
         }
     }
 
@@ -189,13 +255,44 @@ impl Demuxer {
     /// 188-byte spacing, so the first packets (and those after a sync loss) come out once
     /// two more packets have arrived; a stream shorter than that yields nothing.
     pub fn push(&mut self, data: Bytes) {
-        self.framer.push(data);
-        while let Some(run) = self.framer.next_run() {
-            for (i, raw) in run.chunks_exact(PACKET_SIZE).enumerate() {
-                if let Ok(raw) = <&[u8; PACKET_SIZE]>::try_from(raw) {
-                    self.handle_packet(&run, raw, i * PACKET_SIZE);
-                }
+        if let Some(run) = self.framer.push_or_take(data) {
+            // Its packets' sync bytes are unchecked: hand back from the first without one.
+            if let Some(at) = self.handle_run(&run) {
+                self.framer.give_back(run.slice(at..));
             }
+        }
+        while let Some(run) = self.framer.next_run() {
+            self.handle_run(&run);
+        }
+    }
+
+    /// Handles a run of packets from the framer. Stops at a packet without the sync byte
+    /// (only a run from [`Framer::push_or_take`] can hold one) and returns its offset.
+    #[inline]
+    fn handle_run(&mut self, run: &Bytes) -> Option<usize> {
+        let mut at = 0;
+        loop {
+            // The packets after one on an elementary stream (in this run or at the end
+            // of the previous one) are usually more of the same PES: take them in one
+            // batch, and the first that is not through the general path.
+            if let Some(s) = self.batch_stream.and_then(|i| self.streams.get_mut(i)) {
+                at = s.append_run(run, at);
+            }
+            // The end of the run (any tail short of a packet cannot occur: runs are whole).
+            let raw = run
+                .get(at..at + PACKET_SIZE)
+                .and_then(|r| <&[u8; PACKET_SIZE]>::try_from(r).ok())?;
+            // The batch loop stops at a packet without the sync byte too (its header
+            // compare includes it), so this is the one check needed.
+            if raw[0] != SYNC_BYTE {
+                return Some(at);
+            }
+            self.batch_stream = self.handle_packet(run, raw, at);
+            #[cfg(test)]
+            if !self.batching {
+                self.batch_stream = None;
+            }
+            at += PACKET_SIZE;
         }
     }
 
@@ -246,42 +343,40 @@ impl Demuxer {
         self.streams.iter().map(|s| s.stream).collect()
     }
 
-    /// Handles the packet `raw`, which is `run[at..at + PACKET_SIZE]`.
+    /// Handles the packet `raw`, which is `run[at..at + PACKET_SIZE]`. Returns the index of
+    /// its elementary stream when it was on one (whatever became of it), so the caller can
+    /// try [`EsState::append_run`] on the packets that follow.
     #[inline]
-    fn handle_packet(&mut self, run: &Bytes, raw: &[u8; PACKET_SIZE], at: usize) {
+    fn handle_packet(&mut self, run: &Bytes, raw: &[u8; PACKET_SIZE], at: usize) -> Option<usize> {
         let p = match CompactHeader::parse(raw) {
             Ok(p) => p,
             Err(_) => {
                 self.stats.malformed_packets += 1;
-                return;
+                return None;
             }
         };
         if p.tei() {
             self.stats.transport_errors += 1;
-            return;
+            return None;
         }
         let pid = p.pid();
         let is_pat = self.pat.pid == Some(pid);
         let is_pmt = !is_pat && self.pmt.pid == Some(pid);
         if is_pat || is_pmt {
             self.handle_psi_packet(&p, is_pat, run, raw, at);
-            return;
+            return None;
         }
-        let Some(i) = self.streams.iter().position(|s| s.stream.pid == pid) else {
-            return;
-        };
+        let i = self.streams.iter().position(|s| s.stream.pid == pid)?;
         if p.scrambled() {
             self.stats.scrambled_packets += 1;
-            return;
+            return Some(i);
         }
-        let Some(s) = self.streams.get_mut(i) else {
-            return;
-        };
+        let s = self.streams.get_mut(i)?;
         match s.cc.check_compact(&p, raw) {
             CcVerdict::Ok => {}
             CcVerdict::Duplicate => {
                 self.stats.duplicates += 1;
-                return;
+                return Some(i);
             }
             CcVerdict::Discontinuity => {
                 s.cc_errors += 1;
@@ -292,17 +387,18 @@ impl Demuxer {
             }
         }
         let Some(offset) = p.payload_offset() else {
-            return;
+            return Some(i);
         };
         // The common case, a packet continuing a PES, needs nothing else.
         if !p.pusi()
             && s.pes
                 .append_continuation(raw.get(offset..).unwrap_or_default())
         {
-            return;
+            return Some(i);
         }
         let payload = at + offset..at + PACKET_SIZE;
         self.handle_pes_payload(i, p.pusi(), p.random_access(), run, payload);
+        Some(i)
     }
 
     /// The rest of [`Demuxer::handle_packet`] for a packet on the PAT or PMT PID.
@@ -477,6 +573,7 @@ impl Demuxer {
             return;
         }
         self.pmt.version = Some(pmt.version);
+        self.batch_stream = None;
         // Streams that keep their PID and type keep their state, so a PMT version bump does
         // not cut the PES in flight.
         let mut old = std::mem::take(&mut self.streams);
@@ -494,5 +591,305 @@ impl Demuxer {
         }
         self.events
             .push_back(DemuxEvent::ProgramChanged { streams });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::testmux::{MuxPes, MuxStream, TestMuxer};
+    use proptest::prelude::*;
+
+    const VIDEO: Pid = Pid::new(0x100);
+    const AUDIO: Pid = Pid::new(0x101);
+
+    /// Video (unbounded PES, 1..30 packets) and AAC-like audio (bounded, 1..4 packets)
+    /// interleaved, PSI every 8 frames.
+    fn stream(frames: u32) -> Vec<u8> {
+        let mut mux = TestMuxer::new(
+            Pid::new(0x1000),
+            vec![
+                MuxStream {
+                    pid: VIDEO,
+                    stream_type: 0x1b,
+                    descriptors: vec![],
+                },
+                MuxStream {
+                    pid: AUDIO,
+                    stream_type: 0x0f,
+                    descriptors: vec![],
+                },
+            ],
+        );
+        let mut out = Vec::new();
+        for f in 0..frames {
+            if f % 8 == 0 {
+                mux.write_psi(&mut out);
+            }
+            let len = 50 + (f as usize * 1237) % 5000;
+            let v: Vec<u8> = (0..len).map(|i| (i as u32 ^ f) as u8).collect();
+            let pts = u64::from(f) * 3600;
+            mux.write_pes(
+                &MuxPes {
+                    pid: VIDEO,
+                    stream_id: 0xe0,
+                    pts: Some(pts + 3600),
+                    dts: Some(pts),
+                    random_access: f % 8 == 0,
+                    bounded: false,
+                    data: &v,
+                },
+                &mut out,
+            );
+            let a: Vec<u8> = (0..100 + (f as usize * 97) % 500)
+                .map(|i| i as u8)
+                .collect();
+            mux.write_pes(
+                &MuxPes {
+                    pid: AUDIO,
+                    stream_id: 0xc0,
+                    pts: Some(pts),
+                    dts: None,
+                    random_access: false,
+                    bounded: true,
+                    data: &a,
+                },
+                &mut out,
+            );
+        }
+        out
+    }
+
+    fn demux(chunks: &[Bytes], batching: bool) -> (Vec<DemuxEvent>, DemuxStats, [u64; 2]) {
+        let mut d = Demuxer::new();
+        d.batching = batching;
+        let mut ev = Vec::new();
+        for c in chunks {
+            d.push(c.clone());
+            ev.extend(std::iter::from_fn(|| d.poll()));
+        }
+        d.flush();
+        ev.extend(std::iter::from_fn(|| d.poll()));
+        let cc = [d.pid_cc_errors(VIDEO), d.pid_cc_errors(AUDIO)];
+        (ev, d.stats(), cc)
+    }
+
+    /// One way to damage a packet of the stream.
+    #[derive(Debug, Clone, Copy)]
+    enum Damage {
+        Drop,
+        Duplicate,
+        /// XOR a header byte (1..4) with a mask.
+        Header(usize, u8),
+        /// Drop the packet and the next 14 packets of its PID (same counter 15 later).
+        DropFifteen,
+        /// Insert this many bytes of garbage before the packet (sync loss, realignment).
+        Garbage(usize),
+    }
+
+    fn damage() -> impl Strategy<Value = (usize, Damage)> {
+        (
+            0usize..2000,
+            prop_oneof![
+                Just(Damage::Drop),
+                Just(Damage::Duplicate),
+                (0usize..4, any::<u8>()).prop_map(|(i, m)| Damage::Header(i, m)),
+                (1usize..400).prop_map(Damage::Garbage),
+                Just(Damage::Header(1, 0x20)), // transport_priority only
+                Just(Damage::DropFifteen),
+            ],
+        )
+    }
+
+    fn apply(raw: &[u8], damages: &[(usize, Damage)]) -> Vec<u8> {
+        let mut packets: Vec<Vec<u8>> = raw.chunks(PACKET_SIZE).map(<[u8]>::to_vec).collect();
+        for &(at, d) in damages {
+            let n = packets.len();
+            if n == 0 {
+                break;
+            }
+            let i = at % n;
+            match d {
+                Damage::Drop => {
+                    packets.remove(i);
+                }
+                Damage::Duplicate => {
+                    let p = packets[i].clone();
+                    packets.insert(i, p);
+                }
+                Damage::Header(b, mask) => {
+                    if let Some(byte) = packets[i].get_mut(b) {
+                        *byte ^= mask;
+                    }
+                }
+                Damage::Garbage(len) => packets.insert(i, vec![0x47; len]),
+                Damage::DropFifteen => {
+                    // Garbage pieces shorter than a header have no PID.
+                    let pid = |p: &[u8]| match p {
+                        [_, b1, b2, ..] => Some(u16::from_be_bytes([b1 & 0x1f, *b2])),
+                        _ => None,
+                    };
+                    let want = pid(&packets[i]);
+                    let mut dropped = 0;
+                    packets.retain(|p| {
+                        let hit = dropped < 15 && pid(p) == want;
+                        dropped += usize::from(hit);
+                        !hit
+                    });
+                }
+            }
+        }
+        packets.concat()
+    }
+
+    fn pieces(all: &Bytes, cuts: &[usize]) -> Vec<Bytes> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (all.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut out = Vec::new();
+        let mut prev = 0;
+        for c in cuts.into_iter().chain([all.len()]) {
+            out.push(all.slice(prev..c));
+            prev = c;
+        }
+        out
+    }
+
+    #[test]
+    fn batch_loop_takes_most_packets_and_matches_the_general_path() {
+        let all = Bytes::from(stream(40));
+        let (batched, stats, cc) = demux(std::slice::from_ref(&all), true);
+        let (reference, ref_stats, ref_cc) = demux(std::slice::from_ref(&all), false);
+        assert_eq!(batched, reference);
+        assert_eq!((stats, cc), (ref_stats, ref_cc));
+        assert_eq!(stats.pes_frames, 80);
+        assert_eq!(stats.cc_errors, 0);
+    }
+
+    #[test]
+    fn batch_loop_stops_at_a_bounded_pes_end_and_at_the_size_cap() {
+        // A bounded PES whose last byte falls at the end of a full packet: the batch must
+        // leave that packet to the general path, which completes the PES.
+        let mut mux = TestMuxer::new(
+            Pid::new(0x1000),
+            vec![MuxStream {
+                pid: AUDIO,
+                stream_type: 0x0f,
+                descriptors: vec![],
+            }],
+        );
+        let mut out = Vec::new();
+        mux.write_psi(&mut out);
+        for f in 0..6u64 {
+            // 14-byte header + data = 184 * 4 bytes: four full packets, no stuffing.
+            let data = vec![f as u8; 184 * 4 - 14];
+            mux.write_pes(
+                &MuxPes {
+                    pid: AUDIO,
+                    stream_id: 0xc0,
+                    pts: Some(f * 1920),
+                    dts: None,
+                    random_access: false,
+                    bounded: true,
+                    data: &data,
+                },
+                &mut out,
+            );
+        }
+        let all = Bytes::from(out);
+        let (ev, stats, _) = demux(std::slice::from_ref(&all), true);
+        let (reference, _, _) = demux(std::slice::from_ref(&all), false);
+        assert_eq!(ev, reference);
+        assert_eq!(stats.pes_frames, 6);
+        assert_eq!(stats.pes_errors, 0);
+        for e in &ev {
+            if let DemuxEvent::Pes(f) = e {
+                assert_eq!(f.data.len(), 184 * 4 - 14);
+            }
+        }
+
+        // An unbounded PES over the cap: discarded and counted the same way either path.
+        let mut mux = TestMuxer::new(
+            Pid::new(0x1000),
+            vec![MuxStream {
+                pid: VIDEO,
+                stream_type: 0x1b,
+                descriptors: vec![],
+            }],
+        );
+        let mut out = Vec::new();
+        mux.write_psi(&mut out);
+        let big = vec![0x41u8; super::super::pes::MAX_PES_SIZE + 1000];
+        for f in 0..2u64 {
+            mux.write_pes(
+                &MuxPes {
+                    pid: VIDEO,
+                    stream_id: 0xe0,
+                    pts: Some(f * 3600),
+                    dts: None,
+                    random_access: false,
+                    bounded: false,
+                    data: if f == 0 { &big } else { &big[..100] },
+                },
+                &mut out,
+            );
+        }
+        let all = Bytes::from(out);
+        let chunks = pieces(&all, &[1316 * 1000, 65536 * 40]);
+        let (ev, stats, _) = demux(&chunks, true);
+        let (reference, ref_stats, _) = demux(&chunks, false);
+        assert_eq!(ev, reference);
+        assert_eq!(stats, ref_stats);
+        assert_eq!(stats.pes_overflows, 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// On damaged input in any split, the batch loop changes nothing: same events, same
+        /// counters, same per-PID continuity errors as the general path alone.
+        #[test]
+        fn batch_loop_matches_the_general_path_on_damaged_input(
+            damages in prop::collection::vec(damage(), 0..12),
+            cuts in prop::collection::vec(0usize..200_000, 0..12),
+        ) {
+            let raw = apply(&stream(24), &damages);
+            let all = Bytes::from(raw);
+            let chunks = pieces(&all, &cuts);
+            let (batched, stats, cc) = demux(&chunks, true);
+            let (reference, ref_stats, ref_cc) = demux(&chunks, false);
+            prop_assert_eq!(batched, reference);
+            prop_assert_eq!(stats, ref_stats);
+            prop_assert_eq!(cc, ref_cc);
+        }
+
+        /// Pushes of whole packets go straight from the framer to the batch loop, sync
+        /// bytes unchecked until then: on damaged input (sync bytes hit, garbage inserted)
+        /// the result is that of pushes the framer must queue and check, without batching.
+        #[test]
+        fn direct_runs_match_queued_runs_on_damaged_input(
+            damages in prop::collection::vec(damage(), 0..12),
+            packets_per_push in 1usize..12,
+        ) {
+            let raw = apply(&stream(24), &damages);
+            let all = Bytes::from(raw);
+            let size = packets_per_push * PACKET_SIZE;
+            let direct: Vec<Bytes> = (0..all.len())
+                .step_by(size)
+                .map(|i| all.slice(i..(i + size).min(all.len())))
+                .collect();
+            let queued: Vec<Bytes> = (0..all.len())
+                .step_by(1000)
+                .map(|i| all.slice(i..(i + 1000).min(all.len())))
+                .collect();
+            let (a, a_stats, a_cc) = demux(&direct, true);
+            let (b, b_stats, b_cc) = demux(&queued, false);
+            prop_assert_eq!(a, b);
+            // The 1000-byte pushes straddle packets, which only that counter sees.
+            prop_assert!(b_stats.straddled_packets > 0);
+            prop_assert_eq!(
+                DemuxStats { straddled_packets: 0, ..a_stats },
+                DemuxStats { straddled_packets: 0, ..b_stats }
+            );
+            prop_assert_eq!(a_cc, b_cc);
+        }
     }
 }

@@ -331,6 +331,23 @@ impl CompactHeader {
     }
 }
 
+/// The bits of a packet's first four bytes (read big-endian) that [`continuation_header`]
+/// fixes: all but `transport_priority`, which the demuxer does not use.
+pub const CONTINUATION_MASK: u32 = !0x0020_0000;
+
+/// The first four bytes (big-endian, under [`CONTINUATION_MASK`]) of a packet that only
+/// continues a unit on `pid`: sync byte, no transport error, no payload unit start, not
+/// scrambled, a payload and no adaptation field, continuity counter `cc`.
+///
+/// A packet whose masked header equals this is exactly one that [`CompactHeader::parse`]
+/// accepts with those fields and a payload at offset 4 (proptest
+/// `continuation_header_agrees_with_compact_parse`), so the demuxer's batch loop can check
+/// a run of packets of one PID with a single compare each.
+#[inline]
+pub const fn continuation_header(pid: Pid, cc: u8) -> u32 {
+    ((SYNC_BYTE as u32) << 24) | ((pid.value() as u32) << 8) | 0x10 | (cc & 0x0f) as u32
+}
+
 /// A validated 188-byte transport packet. Construction checks every length, so no accessor
 /// can fail afterwards; the payload is a slice of the buffer the packet was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,7 +440,7 @@ pub enum CcVerdict {
 /// Bytes at the end of a packet compared to tell a true duplicate from a loss of 15 packets,
 /// which gives the same counter. The tail is payload; the PCR, which §2.4.3.3 lets differ in a
 /// duplicate, sits at the start of the adaptation field.
-const FINGERPRINT_LEN: usize = 16;
+pub const FINGERPRINT_LEN: usize = 16;
 
 /// Continuity counter state of one PID (§2.4.3.3).
 #[derive(Debug, Clone, Copy, Default)]
@@ -474,6 +491,23 @@ impl CcTracker {
         }
     }
 
+    /// The counter of the last packet checked, if any.
+    #[inline]
+    pub fn last(&self) -> Option<u8> {
+        self.last
+    }
+
+    /// Records that packets continuing the sequence were accepted without
+    /// [`CcTracker::check`]: the last had counter `cc`, a payload, no discontinuity indicator,
+    /// and `fingerprint` as its final bytes (the demuxer's batch loop checks a run of them and
+    /// records only the last, which is all the next check compares against).
+    #[inline]
+    pub fn record_in_sequence(&mut self, cc: u8, fingerprint: &[u8; FINGERPRINT_LEN]) {
+        self.last = Some(cc & 0x0f);
+        self.duplicate_seen = false;
+        self.fingerprint = *fingerprint;
+    }
+
     /// [`CcTracker::check_packet`] for a packet validated as a [`CompactHeader`].
     #[inline]
     pub fn check_compact(&mut self, header: &CompactHeader, raw: &[u8; PACKET_SIZE]) -> CcVerdict {
@@ -520,6 +554,19 @@ impl CcTracker {
     }
 }
 
+/// How many whole packets at the start of `buf` begin with the sync byte, up to the first
+/// that does not.
+#[inline]
+fn sync_run_len(buf: &[u8]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while at + PACKET_SIZE <= buf.len() && buf.get(at) == Some(&SYNC_BYTE) {
+        n += 1;
+        at += PACKET_SIZE;
+    }
+    n
+}
+
 /// Counters kept by the [`Framer`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FramerStats {
@@ -559,6 +606,44 @@ impl Framer {
         }
     }
 
+    /// [`Framer::push`], except that a buffer of whole packets arriving while sync is locked
+    /// and nothing is buffered (the common case of a receiver reading whole packets, such
+    /// as an SRT payload of seven) is returned at once as a run, without the queue round
+    /// trip and without checking each packet's sync byte here.
+    ///
+    /// The caller checks the sync byte of every packet of such a run (the demuxer's header
+    /// checks do) and, at the first packet without it, hands that packet and the rest back
+    /// with [`Framer::give_back`]: the framer then loses sync there and searches exactly as
+    /// if the buffer had gone through [`Framer::next_run`].
+    #[inline]
+    pub fn push_or_take(&mut self, data: Bytes) -> Option<Bytes> {
+        let whole = self.buffered == 0
+            && self.locked
+            && !data.is_empty()
+            && data.len().is_multiple_of(PACKET_SIZE);
+        if whole {
+            self.stats.packets += (data.len() / PACKET_SIZE) as u64;
+            return Some(data);
+        }
+        self.push(data);
+        None
+    }
+
+    /// Takes back the unprocessed end of a run from [`Framer::push_or_take`], starting at
+    /// its first packet without the sync byte (see there). Bytes pushed since are kept
+    /// behind it.
+    pub fn give_back(&mut self, rest: Bytes) {
+        if rest.is_empty() {
+            return;
+        }
+        self.stats.packets = self
+            .stats
+            .packets
+            .saturating_sub((rest.len() / PACKET_SIZE) as u64);
+        self.buffered += rest.len();
+        self.chunks.push_front(rest);
+    }
+
     /// Bytes buffered and not yet handed out.
     pub fn buffered(&self) -> usize {
         self.buffered
@@ -584,14 +669,18 @@ impl Framer {
     /// one pushed buffer (taken whole when it is exactly that, so no reference count is
     /// touched), or a single copied packet that straddled two pushed buffers.
     pub fn next_run(&mut self) -> Option<Bytes> {
-        if !self.sync() {
+        // Locked with a sync byte at the front of the first buffer: what `sync` would
+        // conclude, without its search setup (the common case, once per pushed buffer).
+        let in_sync = self.locked
+            && self
+                .chunks
+                .front()
+                .is_some_and(|f| f.len() >= PACKET_SIZE && f.first() == Some(&SYNC_BYTE));
+        if !in_sync && !self.sync() {
             return None;
         }
         let front = self.chunks.front()?;
-        let n = front
-            .chunks_exact(PACKET_SIZE)
-            .take_while(|p| p.first() == Some(&SYNC_BYTE))
-            .count();
+        let n = sync_run_len(front);
         if n == 0 {
             self.stats.packets += 1;
             return Some(self.take_packet());
@@ -847,6 +936,44 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The batch loop's one-compare header check accepts exactly the packets that
+        /// validate as a plain continuation on that PID with that counter.
+        #[test]
+        fn continuation_header_agrees_with_compact_parse(
+            head in proptest::prelude::any::<[u8; 6]>(),
+            pid in 0u16..0x2000,
+            cc in 0u8..16,
+            sync in proptest::prelude::any::<bool>(),
+            aim in proptest::prelude::any::<bool>(),
+        ) {
+            let mut raw = [0x5au8; PACKET_SIZE];
+            raw[..6].copy_from_slice(&head);
+            if sync {
+                raw[0] = SYNC_BYTE;
+            }
+            if aim {
+                // Start from a matching header and keep a few random bits, so both
+                // outcomes are well covered.
+                let want = continuation_header(Pid::new(pid), cc).to_be_bytes();
+                for (r, w) in raw.iter_mut().zip(want) {
+                    *r = w ^ (*r & (*r >> 3) & (*r >> 5) & 0x21);
+                }
+            }
+            let fast = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) & CONTINUATION_MASK
+                == continuation_header(Pid::new(pid), cc);
+            let full = CompactHeader::parse(&raw).is_ok_and(|h| {
+                !h.tei()
+                    && !h.pusi()
+                    && !h.scrambled()
+                    && h.pid() == Pid::new(pid)
+                    && h.cc() == cc
+                    && h.payload_offset() == Some(4)
+            });
+            proptest::prop_assert_eq!(fast, full);
+        }
+    }
+
     #[test]
     fn cc_rules() {
         let mut t = CcTracker::new();
@@ -901,6 +1028,57 @@ mod tests {
         assert_eq!(n, 10);
         assert_eq!(f.stats().straddled_packets, 1);
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn push_or_take_hands_out_what_next_run_would() {
+        let mut stream = vec![];
+        for cc in 0..10 {
+            stream.extend(pkt(0x100, false, cc, None, &[cc]));
+        }
+        stream.extend([0u8; PACKET_SIZE]); // a packet-sized hole without sync: sync loss
+        for cc in 10..40 {
+            stream.extend(pkt(0x100, false, cc, None, &[cc]));
+        }
+        stream.extend([0x47; 100]); // a partial packet at the end stays buffered
+        let all = Bytes::from(stream);
+        for size in [PACKET_SIZE, 7 * PACKET_SIZE, 1000, 3 * PACKET_SIZE + 1] {
+            let (mut queued, mut direct) = (Framer::new(), Framer::new());
+            let (mut a, mut b) = (vec![], vec![]);
+            let mut taken = 0;
+            for at in (0..all.len()).step_by(size) {
+                let piece = all.slice(at..(at + size).min(all.len()));
+                queued.push(piece.clone());
+                a.extend(std::iter::from_fn(|| queued.next_run()));
+                if let Some(run) = direct.push_or_take(piece.clone()) {
+                    assert_eq!(run.as_ptr(), piece.as_ptr(), "taken whole, not copied");
+                    // The caller's part: stop at the first packet without sync, give back.
+                    let k = run
+                        .chunks(PACKET_SIZE)
+                        .position(|p| p[0] != SYNC_BYTE)
+                        .map_or(run.len(), |i| i * PACKET_SIZE);
+                    if k > 0 {
+                        taken += 1;
+                        b.push(run.slice(..k));
+                    }
+                    direct.give_back(run.slice(k..));
+                }
+                b.extend(std::iter::from_fn(|| direct.next_run()));
+            }
+            assert_eq!(a.concat(), b.concat(), "piece size {size}");
+            assert_eq!(queued.stats(), direct.stats());
+            assert_eq!(queued.buffered(), direct.buffered());
+            assert_eq!(direct.stats().sync_losses, 1);
+            if size == PACKET_SIZE {
+                // Of the 42 pieces, all but the three that confirm sync at the start, the
+                // hole, the three that confirm it again, and the partial one at the end.
+                assert_eq!(taken, 42 - 3 - 1 - 3 - 1);
+            } else if size.is_multiple_of(PACKET_SIZE) {
+                assert!(taken >= 3, "size {size}: {taken}");
+            } else {
+                assert!(taken <= 1, "size {size}: {taken}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! header that frames Opus access units inside a PES (ETSI TS 102 366 style mapping used by
 //! the "Opus in MPEG-2 TS" specification, control_header()).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use thiserror::Error;
 
 /// Largest PES the assembler keeps, header included. Video PES are unbounded
@@ -183,8 +183,10 @@ pub struct Pes {
 pub struct PesAssembler {
     /// The first payload while it is the only one (the zero-copy case).
     first: Option<Bytes>,
-    /// The PES so far once it spans packets.
-    buf: BytesMut,
+    /// The PES so far once it spans packets. A `Vec` rather than a `BytesMut`: its append
+    /// is the cheaper of the two, and handing it to [`Bytes`] at the end costs the same one
+    /// allocation as splitting a `BytesMut` does.
+    buf: Vec<u8>,
     len: usize,
     /// Total PES size (6 + PES_packet_length) once known and non-zero.
     bounded: Option<usize>,
@@ -260,6 +262,40 @@ impl PesAssembler {
             self.len = len;
         }
         simple
+    }
+
+    /// How many bytes, in total over successive calls, [`PesAssembler::append_continuation`]
+    /// would accept now: 0 unless a PES spans packets with its length field read; otherwise
+    /// up to the size cap and, for a bounded PES, short of its last byte (the byte that
+    /// completes it goes through [`PesAssembler::push`]).
+    #[inline]
+    pub fn continuation_room(&self) -> usize {
+        if !(self.active && self.first.is_none() && self.length_known) {
+            return 0;
+        }
+        let cap = MAX_PES_SIZE.saturating_sub(self.len);
+        match self.bounded {
+            Some(b) => cap.min(b.saturating_sub(self.len + 1)),
+            None => cap,
+        }
+    }
+
+    /// Appends continuation payloads totalling at most [`PesAssembler::continuation_room`]
+    /// (the caller's batch loop counts them against it), reserving `hint` bytes first so a
+    /// run of packets grows the buffer at most once. Same effect as one
+    /// [`PesAssembler::append_continuation`] per payload.
+    #[inline]
+    pub(crate) fn append_within_room<'a>(
+        &mut self,
+        payloads: impl Iterator<Item = &'a [u8]>,
+        hint: usize,
+    ) {
+        self.buf.reserve(hint);
+        for bytes in payloads {
+            // Copy forced by the format: the PES continues in another TS packet.
+            self.buf.extend_from_slice(bytes);
+            self.len += bytes.len();
+        }
     }
 
     /// Feeds one TS packet payload, `src[payload]` (an out-of-range `payload` is ignored).
@@ -348,21 +384,25 @@ impl PesAssembler {
             self.discard();
             return Some(Err(PesError::Truncated));
         }
-        let whole = match self.first.take() {
+        let mut whole = match self.first.take() {
             Some(f) => f,
-            None => self.buf.split().freeze(),
+            None => Bytes::from(std::mem::take(&mut self.buf)),
         };
         if let Some(h) = self.size_hint.get_mut(usize::from(random_access)) {
             *h = whole.len();
         }
         self.discard();
-        let whole = whole.slice(..total.min(whole.len()));
+        // Trim and advance in place rather than slicing: no reference count traffic.
+        whole.truncate(total);
         Some(match PesHeader::parse(&whole) {
-            Ok(Some(header)) if header.header_len <= whole.len() => Ok(Pes {
-                header,
-                random_access,
-                payload: whole.slice(header.header_len..),
-            }),
+            Ok(Some(header)) if header.header_len <= whole.len() => {
+                whole.advance(header.header_len);
+                Ok(Pes {
+                    header,
+                    random_access,
+                    payload: whole,
+                })
+            }
             Ok(_) => Err(PesError::HeaderOverrun),
             Err(e) => Err(e),
         })
