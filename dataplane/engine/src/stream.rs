@@ -425,6 +425,11 @@ impl Stream {
         (packets, self.gop.starts_on_keyframe)
     }
 
+    /// Duration of the last complete GOP in milliseconds (0 before the second keyframe).
+    pub fn gop_ms(&self) -> u32 {
+        self.gop_ms
+    }
+
     /// What this stream's video can be sent to WebRTC as.
     pub fn webrtc_video(&self) -> Option<SendCodec> {
         let cfg = self.video.as_ref()?.config();
@@ -491,14 +496,30 @@ impl Stream {
                     self.video.as_ref().map(|v| v.rtp_state()),
                     self.audio.as_ref().map(|a| a.rtp_state()),
                 );
-                for (track, pkt) in &self.gop.packets {
+                // Consecutive packets of one track go out together, so the cached GOP's
+                // fragments are sent with GSO like live frames.
+                let mut run: Vec<RtpPacket> = Vec::new();
+                let mut flush = |track: Track, run: &mut Vec<RtpPacket>| {
                     let state = match track {
                         Track::Video => v.as_ref(),
                         Track::Audio => a.as_ref(),
                     };
                     if let Some(state) = state {
-                        f.send(*track, std::slice::from_ref(pkt), state, &ctx.egress_socket);
+                        f.send(track, run, state, &ctx.egress_socket);
                     }
+                    run.clear();
+                };
+                let mut run_track = Track::Video;
+                for (track, pkt) in &self.gop.packets {
+                    if *track != run_track && !run.is_empty() {
+                        flush(run_track, &mut run);
+                    }
+                    run_track = *track;
+                    // A descriptor clone: a reference-count bump, no payload copy.
+                    run.push(pkt.clone());
+                }
+                if !run.is_empty() {
+                    flush(run_track, &mut run);
                 }
             }
             f.maybe_send_reports(now_ms, &ctx.egress_socket);

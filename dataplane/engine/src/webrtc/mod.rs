@@ -45,8 +45,12 @@ const RECV_BUFFER: usize = 2048;
 const TICK: Duration = Duration::from_millis(10);
 /// How long an HTTP task waits for the owner core to answer.
 const CORE_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Keyframe requests answered at most this often per viewer (each answer resends a GOP).
-const PLI_ANSWER_INTERVAL: Duration = Duration::from_millis(1000);
+/// Keyframe requests are answered at most once per GOP duration per viewer (each answer
+/// resends the cached GOP, so answering more often would only repeat the same packets);
+/// this is the interval when the GOP duration is not known yet, and the bounds applied to it.
+const PLI_ANSWER_DEFAULT: Duration = Duration::from_millis(1000);
+const PLI_ANSWER_MIN: Duration = Duration::from_millis(250);
+const PLI_ANSWER_MAX: Duration = Duration::from_secs(10);
 
 /// WebRTC counters, gateway-wide.
 #[derive(Default, Debug)]
@@ -73,6 +77,8 @@ pub struct WebrtcCounters {
     pub keyframe_requests: AtomicU64,
     /// Keyframe requests answered by resending the cached GOP.
     pub keyframe_answers: AtomicU64,
+    /// Keyframe requests not answered: the viewer's last answer is less than a GOP old.
+    pub keyframe_requests_limited: AtomicU64,
 }
 
 /// A request forwarded to the core that owns a stream.
@@ -784,9 +790,16 @@ impl CoreWebrtc {
                 .counters
                 .keyframe_requests
                 .fetch_add(d.keyframe_requests.len() as u64, Ordering::Relaxed);
+            let interval = pli_answer_interval(ctx, v);
             resend = v.primed
                 && v.last_pli_answer
-                    .is_none_or(|t| now.saturating_duration_since(t) >= PLI_ANSWER_INTERVAL);
+                    .is_none_or(|t| now.saturating_duration_since(t) >= interval);
+            if !resend {
+                shared
+                    .counters
+                    .keyframe_requests_limited
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         if (d.connected && !v.primed) || resend {
             if resend {
@@ -929,6 +942,24 @@ fn payload_arc(p: &RtpPacket) -> Arc<[u8]> {
     v.extend_from_slice(p.prefix());
     v.extend_from_slice(&p.payload);
     v.into()
+}
+
+/// How long after answering a keyframe request the viewer must wait for the next answer:
+/// the longest GOP among the local streams its video tracks carry, within bounds.
+fn pli_answer_interval(ctx: &CoreCtx, v: &Viewer) -> Duration {
+    let streams = ctx.streams.borrow();
+    let gop_ms = v
+        .tracks
+        .iter()
+        .filter(|t| t.track == Track::Video)
+        .filter_map(|t| streams.get(&t.stream_sid))
+        .filter_map(|s| s.try_borrow().ok().map(|s| s.gop_ms()))
+        .max()
+        .unwrap_or(0);
+    if gop_ms == 0 {
+        return PLI_ANSWER_DEFAULT;
+    }
+    Duration::from_millis(u64::from(gop_ms)).clamp(PLI_ANSWER_MIN, PLI_ANSWER_MAX)
 }
 
 /// Sends the cached GOP to a viewer that just connected, or again to answer a keyframe
