@@ -322,6 +322,8 @@ async fn route(req: Request, ctx: &Rc<CoreCtx>) -> Response {
                     "gsoDatagrams": g(&crate::gso::STATS.gso_datagrams),
                     "singleSends": g(&crate::gso::STATS.single_sends),
                     "gsoFallbacks": g(&crate::gso::STATS.fallbacks),
+                    "remoteFrames": g(&c.remote_frames),
+                    "remoteFrameDrops": g(&c.remote_frame_drops),
                     "audioTranscodeDropped": g(&t.dropped),
                     "audioDecodeErrors": g(&t.decode_errors),
                     "audioOpusFrames": g(&t.encoded),

@@ -670,6 +670,7 @@ impl Stream {
     pub fn publish_stats(&mut self, now_ms: u64, table: &Table) {
         let summary = self.stats(now_ms);
         let (viewers, bframes) = (self.viewers, self.bframes);
+        let (send_video, send_audio) = (self.webrtc_video(), self.webrtc_audio());
         let webrtc_audio = if self.webrtc_audio().is_some() {
             "opus"
         } else {
@@ -693,6 +694,8 @@ impl Stream {
                 e.webrtc_audio = webrtc_audio.into();
                 e.bframes = bframes;
                 e.viewers = viewers;
+                e.send_video = send_video;
+                e.send_audio = send_audio;
             });
         if let Some(slot) = self.stats_slot {
             let s = summary;
