@@ -2,8 +2,11 @@
 //! run, alternating, so the ratio holds on a loaded machine.
 //!
 //! ```sh
-//! cargo run --release -p sluice-dataplane --example gso_bench -- [packets-per-frame] [rounds]
+//! cargo run --release -p sluice-dataplane --example gso_bench -- [packets-per-frame] [rounds] [slices]
 //! ```
+//!
+//! `slices` is 1 (one buffer per datagram, as a WHEP viewer's SRTP packets) or 3 (RTP
+//! header, FU-A prefix and payload slice as separate iovecs, as an RTP forwarder sends).
 //!
 //! Each round sends `frames` access units of `packets-per-frame` 1316-byte datagrams (the last
 //! of each frame shorter, as an FU-A tail is) from one non-blocking socket to a loopback
@@ -45,19 +48,18 @@ struct Sample {
     cpu_ns: f64,
 }
 
-fn run(
+fn run<const K: usize>(
     tx: &UdpSocket,
     dest: &SockAddr,
-    frame: &[Vec<u8>],
+    parts: &[gso::Parts<'_, K>],
     gso_on: bool,
     got: &AtomicU64,
 ) -> Sample {
-    let parts: Vec<gso::Parts<'_, 1>> = frame.iter().map(|d| [&d[..]]).collect();
     let before = got.load(Ordering::Relaxed);
     let (t0, c0) = (Instant::now(), thread_cpu());
     let mut sent = 0u64;
     for _ in 0..FRAMES {
-        let r = gso::send_batch(tx, dest, &parts, gso_on);
+        let r = gso::send_batch(tx, dest, parts, gso_on);
         sent += r.sent;
         // Keep the receiver's queue bounded: loopback drops silently at a full receive
         // buffer, and a dropped datagram costs the sender less than a delivered one.
@@ -91,6 +93,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let per_frame: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
+    let slices: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
     let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
     // As root, past net.core.rmem_max, so the in-flight window fits (truesize ~2.3 kB each).
@@ -129,12 +132,24 @@ fn main() {
         .collect();
     let gso_ok = gso::enabled();
     println!(
-        "loopback, {per_frame} datagrams per frame ({SIZE} bytes, last {}), {FRAMES} frames per round, {rounds} rounds, GSO supported: {gso_ok}",
+        "loopback, {per_frame} datagrams per frame ({SIZE} bytes, last {}), {slices} slice(s) per datagram, {FRAMES} frames per round, {rounds} rounds, GSO supported: {gso_ok}",
         SIZE / 3
     );
+    let one: Vec<gso::Parts<'_, 1>> = frame.iter().map(|d| [&d[..]]).collect();
+    let three: Vec<gso::Parts<'_, 3>> = frame
+        .iter()
+        .map(|d| [&d[..12], &d[12..14], &d[14..]])
+        .collect();
+    let send = |g: bool| {
+        if slices == 3 {
+            run(&tx, &dest, &three, g, &got)
+        } else {
+            run(&tx, &dest, &one, g, &got)
+        }
+    };
     let (mut plain, mut batched) = (Vec::new(), Vec::new());
     // Warm-up, then alternate which path goes first.
-    run(&tx, &dest, &frame, false, &got);
+    send(false);
     for r in 0..rounds {
         let order = if r % 2 == 0 {
             [false, true]
@@ -142,7 +157,7 @@ fn main() {
             [true, false]
         };
         for g in order {
-            let s = run(&tx, &dest, &frame, g && gso_ok, &got);
+            let s = send(g && gso_ok);
             if g { batched.push(s) } else { plain.push(s) }
         }
     }
