@@ -233,6 +233,7 @@ impl Stream {
                 crate::packetize::complete_video_config(&mut cfg);
                 self.video = VideoRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
+                self.announce_webrtc_codecs();
             }
             MediaEvent::AudioConfig(cfg) => {
                 self.aac_to_opus = None;
@@ -242,6 +243,7 @@ impl Stream {
                 }
                 self.audio = AudioRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
+                self.announce_webrtc_codecs();
             }
             MediaEvent::Video(frame) => {
                 let len = frame.len() as u64;
@@ -423,6 +425,18 @@ impl Stream {
             .cloned()
             .collect();
         (packets, self.gop.starts_on_keyframe)
+    }
+
+    /// Tells the directory at once what the stream can send to WebRTC, so a channel-level
+    /// session on another core can include it without waiting for the next stats second.
+    fn announce_webrtc_codecs(&self) {
+        let (v, a) = (self.webrtc_video(), self.webrtc_audio());
+        self.listing
+            .directory
+            .update(&self.listing.key, &self.sid, |e| {
+                e.send_video = v;
+                e.send_audio = a;
+            });
     }
 
     /// Duration of the last complete GOP in milliseconds (0 before the second keyframe).

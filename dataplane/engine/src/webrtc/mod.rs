@@ -391,6 +391,8 @@ impl CoreWebrtc {
         {
             candidates.push(SocketAddr::new(ip, port));
         }
+        // Probe UDP GSO now, so the log says at start which send path is active.
+        let _ = crate::gso::enabled();
         let cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate()
