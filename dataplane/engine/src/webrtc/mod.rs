@@ -1291,7 +1291,12 @@ async fn inbox_loop(ctx: Rc<CoreCtx>, rx: flume::Receiver<CoreRequest>) {
                     .create_session(&ctx, &target, &offer, Instant::now());
                 let _ = reply.send(r);
             }
-            CoreRequest::Subscribe { sid, core, on } => ctx.webrtc.subscribe(sid, core, on),
+            CoreRequest::Subscribe { sid, core, on } => {
+                // A subscription that arrives after the stream ended would never be removed.
+                if !on || ctx.streams.borrow().contains_key(&sid) {
+                    ctx.webrtc.subscribe(sid, core, on);
+                }
+            }
             CoreRequest::Delete { session, reply } => {
                 let _ = reply.send(ctx.webrtc.delete(&session, &ctx.shared.webrtc));
             }

@@ -380,6 +380,45 @@ mod tests {
         assert_eq!(s.extend(1), 65537);
     }
 
+    /// A viewer's transmits after a frame: runs to one address go out with GSO where it is
+    /// supported, and each receiver gets exactly its datagrams, in order.
+    #[test]
+    fn transmits_are_sent_in_runs_per_destination() {
+        use std::time::Duration;
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let src = tx.local_addr().unwrap();
+        let mk = |dest: SocketAddr, len: usize, tag: u8| Transmit {
+            proto: str0m::net::Protocol::Udp,
+            source: src,
+            destination: dest,
+            contents: vec![tag; len].into(),
+        };
+        let (da, db) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut list: Vec<Transmit> = (0..8u8).map(|i| mk(da, 1100, i)).collect();
+        list.push(mk(da, 300, 8));
+        list.push(mk(db, 200, 9));
+        list.push(mk(da, 1100, 10));
+        let counters = WebrtcCounters::default();
+        let before = gso::STATS.gso_sends.load(Ordering::Relaxed);
+        send_transmits(&tx, &list, &counters);
+        assert_eq!(counters.send_drops.load(Ordering::Relaxed), 0);
+        if gso::enabled() {
+            assert!(gso::STATS.gso_sends.load(Ordering::Relaxed) > before);
+        }
+        let mut buf = [0u8; 2048];
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        }
+        for t in &list {
+            let s = if t.destination == da { &a } else { &b };
+            let n = s.recv(&mut buf).expect("datagram");
+            assert_eq!(&buf[..n], &t.contents[..]);
+        }
+    }
+
     proptest! {
         /// A stream advancing by small steps (with wraps) extends to a strictly increasing
         /// counter whose low 16 bits are the wire number.
