@@ -3,15 +3,17 @@
 //! `ffmpeg -i stream.sdp` expects.
 //!
 //! Sends are non-blocking: when a destination's socket buffer is full the packet is dropped and
-//! counted, so a slow or vanished receiver never stalls the publisher or anyone else.
+//! counted, so a slow or vanished receiver never stalls the publisher or anyone else. The
+//! packets of one access unit for one destination go out in as few `sendmsg` calls as UDP
+//! GSO allows (one per run of equal-sized packets, see [`crate::gso`]).
 
 use std::net::{SocketAddr, UdpSocket};
 
-use std::io::IoSlice;
-
-use sluice_proto::rtp::RtpPacket;
+use sluice_proto::rtp::{RtpHeader, RtpPacket};
 use sluice_table::ForwarderRecord;
-use socket2::{SockAddr, SockRef};
+use socket2::SockAddr;
+
+use crate::gso;
 
 use crate::packetize::{RtpState, Track};
 
@@ -82,29 +84,28 @@ impl Forwarder {
         let Some((_, dest)) = dest.as_ref() else {
             return Sent::default();
         };
-        let sock = SockRef::from(socket);
-        let mut sent = Sent::default();
-        for p in packets {
-            // Header, inline prefix and the payload slice go to the kernel as three iovecs:
-            // the NAL bytes are not copied on their way from the ingest buffer to the socket.
-            let header = p.header.to_bytes();
-            let iov = [
-                IoSlice::new(&header),
-                IoSlice::new(p.prefix()),
-                IoSlice::new(&p.payload),
-            ];
-            match sock.send_to_vectored(&iov, dest) {
-                Ok(n) => {
-                    sent.bytes += n as u64;
-                    counters.packets = counters.packets.wrapping_add(1);
-                    // The octet count excludes the 12-byte fixed header (RFC 3550 §6.4.1).
-                    counters.octets = counters.octets.wrapping_add(n.saturating_sub(12) as u32);
-                }
-                // Full buffer, or nobody listening (ICMP port unreachable surfaces as
-                // ConnectionRefused on the next send): drop and count, never wait.
-                Err(_) => sent.dropped += 1,
-            }
-        }
+        // Header, inline prefix and the payload slice go to the kernel as three iovecs per
+        // packet: the NAL bytes are not copied on their way from the ingest buffer to the
+        // socket. With GSO a whole run of equal-sized packets (FU-A fragments of one access
+        // unit) goes in one `sendmsg`; the kernel accepts the 3 iovecs per packet, so GSO
+        // forces no copy into a contiguous buffer either (see `crate::gso`).
+        let headers: Vec<[u8; RtpHeader::LEN]> =
+            packets.iter().map(|p| p.header.to_bytes()).collect();
+        let parts: Vec<gso::Parts<'_, 3>> = packets
+            .iter()
+            .zip(&headers)
+            .map(|(p, h)| [&h[..], p.prefix(), &p.payload[..]])
+            .collect();
+        let r = gso::send_batch(socket, dest, &parts, gso::enabled());
+        let sent = Sent {
+            bytes: r.bytes,
+            dropped: r.dropped,
+        };
+        counters.packets = counters.packets.wrapping_add(r.sent as u32);
+        // The octet count excludes the 12-byte fixed headers (RFC 3550 §6.4.1).
+        counters.octets = counters
+            .octets
+            .wrapping_add(r.bytes.saturating_sub(r.sent * RtpHeader::LEN as u64) as u32);
         counters.last = Some(*state);
         sent
     }
@@ -155,6 +156,112 @@ pub fn sender_report(state: &RtpState, now_ms: u64, packets: u32, octets: u32) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use sluice_proto::media::VideoFrame;
+    use sluice_proto::rtp::{H264Packetizer, PacketizerConfig, RtpTimestamp, SeqNo, Ssrc};
+    use std::time::Duration;
+
+    /// One access unit: an SEI (single NAL packet), then a 30 kB IDR slice split into FU-A
+    /// fragments of two sizes (the packetizer spreads the remainder), so a GSO sender must
+    /// cut the frame into several runs.
+    fn access_unit() -> Vec<RtpPacket> {
+        let mut cfg = PacketizerConfig::new(Ssrc(0x1234), 96, SeqNo(65_530), RtpTimestamp(7));
+        cfg.max_payload = 1200;
+        let mut pk = H264Packetizer::new(cfg, None).unwrap();
+        let sei = Bytes::from(vec![0x06u8; 40]);
+        let mut idr = vec![0x65u8];
+        idr.extend((0..30_001u32).map(|i| (i % 251) as u8));
+        let frame = VideoFrame {
+            pts: 0,
+            dts: 0,
+            keyframe: false,
+            nalus: vec![sei, Bytes::from(idr)],
+        };
+        let mut out = Vec::new();
+        pk.packetize(&frame, &mut out);
+        out
+    }
+
+    fn forward_and_receive(gso_on: bool) {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let mut f = Forwarder::new(&ForwarderRecord {
+            id: "f".into(),
+            app_id: "a".into(),
+            sid: "s".into(),
+            host: "127.0.0.1".parse().unwrap(),
+            video_port: rx.local_addr().unwrap().port(),
+            audio_port: 0,
+        });
+        let packets = access_unit();
+        let sizes: std::collections::BTreeSet<usize> = packets.iter().map(RtpPacket::len).collect();
+        assert!(
+            sizes.len() >= 3,
+            "single, and FU-A fragments of two sizes: {sizes:?}"
+        );
+        let state = RtpState {
+            ssrc: 0x1234,
+            clock_rate: 90_000,
+            rtp_ts: 7,
+            wall_ms: 0,
+        };
+        let before = gso::STATS
+            .gso_datagrams
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let sent = if gso_on {
+            f.send(Track::Video, &packets, &state, &tx)
+        } else {
+            // The per-packet path, as with GSO off.
+            let dest = f.video.as_ref().unwrap().1.clone();
+            let headers: Vec<_> = packets.iter().map(|p| p.header.to_bytes()).collect();
+            let parts: Vec<gso::Parts<'_, 3>> = packets
+                .iter()
+                .zip(&headers)
+                .map(|(p, h)| [&h[..], p.prefix(), &p.payload[..]])
+                .collect();
+            let r = gso::send_batch(&tx, &dest, &parts, false);
+            assert_eq!(r.syscalls, packets.len() as u64);
+            Sent {
+                bytes: r.bytes,
+                dropped: r.dropped,
+            }
+        };
+        assert_eq!(sent.dropped, 0);
+        let total: usize = packets.iter().map(RtpPacket::len).sum();
+        assert_eq!(sent.bytes, total as u64);
+        if gso_on && gso::enabled() {
+            let after = gso::STATS
+                .gso_datagrams
+                .load(std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                after - before >= packets.len() as u64 - 2,
+                "the fragments went by GSO"
+            );
+        }
+        // The receiver sees each packet as its own datagram: same bytes, consecutive
+        // sequence numbers (across the 16-bit wrap), the marker on the last one only.
+        let mut buf = vec![0u8; 70_000];
+        for (i, p) in packets.iter().enumerate() {
+            let n = rx.recv(&mut buf).expect("datagram");
+            assert_eq!(n, p.len(), "datagram {i} size");
+            assert_eq!(&buf[..n], &p.to_vec()[..], "datagram {i} bytes");
+            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+            assert_eq!(seq, 65_530u16.wrapping_add(i as u16));
+            assert_eq!(buf[1] & 0x80 != 0, i == packets.len() - 1, "marker of {i}");
+        }
+    }
+
+    #[test]
+    fn forwarder_gso_send_splits_into_the_original_packets() {
+        forward_and_receive(true);
+    }
+
+    #[test]
+    fn per_packet_fallback_sends_the_same_datagrams() {
+        forward_and_receive(false);
+    }
 
     #[test]
     fn sender_report_layout() {

@@ -8,6 +8,7 @@ mod admission;
 mod config;
 mod core;
 mod egress;
+mod gso;
 mod http;
 mod ingest;
 mod packetize;

@@ -236,6 +236,7 @@ impl Stream {
                 crate::packetize::complete_video_config(&mut cfg);
                 self.video = VideoRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
+                self.announce_webrtc_codecs();
             }
             MediaEvent::AudioConfig(cfg) => {
                 self.aac_to_opus = None;
@@ -245,6 +246,7 @@ impl Stream {
                 }
                 self.audio = AudioRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
+                self.announce_webrtc_codecs();
             }
             MediaEvent::Video(frame) => {
                 let len = frame.len() as u64;
@@ -428,6 +430,23 @@ impl Stream {
         (packets, self.gop.starts_on_keyframe)
     }
 
+    /// Tells the directory at once what the stream can send to WebRTC, so a channel-level
+    /// session on another core can include it without waiting for the next stats second.
+    fn announce_webrtc_codecs(&self) {
+        let (v, a) = (self.webrtc_video(), self.webrtc_audio());
+        self.listing
+            .directory
+            .update(&self.listing.key, &self.sid, |e| {
+                e.send_video = v;
+                e.send_audio = a;
+            });
+    }
+
+    /// Duration of the last complete GOP in milliseconds (0 before the second keyframe).
+    pub fn gop_ms(&self) -> u32 {
+        self.gop_ms
+    }
+
     /// What this stream's video can be sent to WebRTC as.
     pub fn webrtc_video(&self) -> Option<SendCodec> {
         let cfg = self.video.as_ref()?.config();
@@ -494,14 +513,30 @@ impl Stream {
                     self.video.as_ref().map(|v| v.rtp_state()),
                     self.audio.as_ref().map(|a| a.rtp_state()),
                 );
-                for (track, pkt) in &self.gop.packets {
+                // Consecutive packets of one track go out together, so the cached GOP's
+                // fragments are sent with GSO like live frames.
+                let mut run: Vec<RtpPacket> = Vec::new();
+                let mut flush = |track: Track, run: &mut Vec<RtpPacket>| {
                     let state = match track {
                         Track::Video => v.as_ref(),
                         Track::Audio => a.as_ref(),
                     };
                     if let Some(state) = state {
-                        f.send(*track, std::slice::from_ref(pkt), state, &ctx.egress_socket);
+                        f.send(track, run, state, &ctx.egress_socket);
                     }
+                    run.clear();
+                };
+                let mut run_track = Track::Video;
+                for (track, pkt) in &self.gop.packets {
+                    if *track != run_track && !run.is_empty() {
+                        flush(run_track, &mut run);
+                    }
+                    run_track = *track;
+                    // A descriptor clone: a reference-count bump, no payload copy.
+                    run.push(pkt.clone());
+                }
+                if !run.is_empty() {
+                    flush(run_track, &mut run);
                 }
             }
             f.maybe_send_reports(now_ms, &ctx.egress_socket);
@@ -652,6 +687,7 @@ impl Stream {
     pub fn publish_stats(&mut self, now_ms: u64, table: &Table) {
         let summary = self.stats(now_ms);
         let (viewers, bframes) = (self.viewers, self.bframes);
+        let (send_video, send_audio) = (self.webrtc_video(), self.webrtc_audio());
         let webrtc_audio = if self.webrtc_audio().is_some() {
             "opus"
         } else {
@@ -675,6 +711,8 @@ impl Stream {
                 e.webrtc_audio = webrtc_audio.into();
                 e.bframes = bframes;
                 e.viewers = viewers;
+                e.send_video = send_video;
+                e.send_audio = send_audio;
             });
         if let Some(slot) = self.stats_slot {
             let s = summary;

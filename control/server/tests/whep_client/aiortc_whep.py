@@ -1,7 +1,12 @@
 """A WHEP client from another WebRTC stack (aiortc), so interop does not rest on Chromium.
 
-usage: python aiortc_whep.py WHEP_URL SECONDS
-Prints one JSON line: frames decoded, their resolution, audio frames, and the DELETE status.
+usage: python aiortc_whep.py WHEP_URL SECONDS [PAIRS] [PLI]
+PAIRS: how many recvonly video+audio pairs to offer (default 1; a channel-level endpoint
+fills one pair per publisher). PLI: after SECONDS/2, send this many PLIs on the first video
+track back to back (RTCP feedback asking for a keyframe).
+Prints one JSON line: frames decoded (all video tracks), the resolution, audio frames,
+per-video-track frame counts in m-line order, the X-Sluice-Tracks header, PLIs sent, and the
+DELETE status.
 """
 import asyncio
 import json
@@ -28,14 +33,17 @@ def http(method, url, body=None, content_type=None):
         return e.code, dict(e.headers), e.read().decode()
 
 
-async def main(url, seconds):
+async def main(url, seconds, pairs=1, plis=0):
     pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
-    result = {"frames": 0, "width": 0, "height": 0, "audio_frames": 0, "state": ""}
+    video_transceivers = []
+    for _ in range(pairs):
+        video_transceivers.append(pc.addTransceiver("video", direction="recvonly"))
+        pc.addTransceiver("audio", direction="recvonly")
+    result = {"frames": 0, "width": 0, "height": 0, "audio_frames": 0, "state": "",
+              "video_tracks": [0] * pairs, "plis_sent": 0}
     tasks = []
 
-    async def consume(track):
+    async def consume(track, index):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
@@ -44,6 +52,8 @@ async def main(url, seconds):
                 break
             if track.kind == "video":
                 result["frames"] += 1
+                if index is not None:
+                    result["video_tracks"][index] += 1
                 result["width"], result["height"] = frame.width, frame.height
             else:
                 result["audio_frames"] += 1
@@ -54,7 +64,11 @@ async def main(url, seconds):
 
     @pc.on("track")
     def on_track(track):
-        tasks.append(asyncio.ensure_future(consume(track)))
+        index = None
+        for i, t in enumerate(video_transceivers):
+            if t.receiver.track is track:
+                index = i
+        tasks.append(asyncio.ensure_future(consume(track, index)))
 
     await pc.setLocalDescription(await pc.createOffer())
     status, headers, answer = await asyncio.get_event_loop().run_in_executor(
@@ -63,8 +77,20 @@ async def main(url, seconds):
         print(json.dumps({"error": f"WHEP {status}: {answer}"}))
         return 1
     location = headers.get("Location") or headers.get("location")
+    result["tracks_header"] = headers.get("X-Sluice-Tracks") or headers.get("x-sluice-tracks")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    await asyncio.sleep(seconds + 1)
+    if plis > 0:
+        await asyncio.sleep(seconds / 2)
+        receiver = video_transceivers[0].receiver
+        sources = receiver.getSynchronizationSources()
+        if sources:
+            for _ in range(plis):
+                # aiortc sends PLIs itself only on decode trouble; ask directly.
+                await receiver._send_rtcp_pli(sources[0].source)
+                result["plis_sent"] += 1
+        await asyncio.sleep(seconds / 2 + 1)
+    else:
+        await asyncio.sleep(seconds + 1)
     result["state"] = pc.connectionState
     for t in tasks:
         t.cancel()
@@ -76,4 +102,6 @@ async def main(url, seconds):
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1], float(sys.argv[2]))))
+    pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    plis = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    sys.exit(asyncio.run(main(sys.argv[1], float(sys.argv[2]), pairs, plis)))

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::viewer::SendCodec;
+
 /// A channel of an app.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChannelKey {
@@ -45,6 +47,10 @@ pub struct LiveEntry {
     pub bframes: bool,
     /// WebRTC viewers of this stream.
     pub viewers: u32,
+    /// What its video can be sent to WebRTC as, for a session built on another core.
+    pub send_video: Option<SendCodec>,
+    /// What its audio can be sent to WebRTC as (Opus passed through or transcoded).
+    pub send_audio: Option<SendCodec>,
 }
 
 #[derive(Default)]
@@ -108,6 +114,14 @@ impl Directory {
     /// The live publishers of a channel, sorted by uid.
     pub fn channel(&self, key: &ChannelKey) -> Vec<LiveEntry> {
         self.lock().live.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Whether the stream `sid` is still listed in the channel.
+    pub fn is_live(&self, key: &ChannelKey, sid: &str) -> bool {
+        self.lock()
+            .live
+            .get(key)
+            .is_some_and(|l| l.iter().any(|e| e.sid == sid))
     }
 
     /// One live publisher.
@@ -191,7 +205,9 @@ mod tests {
         assert_eq!(d.find(&key(), "1").map(|e| e.sid), Some("s3".into()));
         d.update(&key(), "s3", |e| e.width = 640);
         assert_eq!(d.find(&key(), "1").map(|e| e.width), Some(640));
+        assert!(d.is_live(&key(), "s3"));
         d.remove(&key(), "s3");
+        assert!(!d.is_live(&key(), "s3"));
         d.remove(&key(), "s2");
         assert!(d.channel(&key()).is_empty());
     }

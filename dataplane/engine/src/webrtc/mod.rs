@@ -43,10 +43,19 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 const RECV_BUFFER: usize = 2048;
 /// How often the WebRTC socket wakes up with nothing received, to run timers.
 const TICK: Duration = Duration::from_millis(10);
+/// Frames queued from other cores' streams to one core's remote viewers before new ones are
+/// dropped and counted (a stalled core must not hold an unbounded backlog of packets).
+const REMOTE_MEDIA_QUEUE: usize = 1024;
+/// How often a core checks that the remote streams its viewers watch are still live.
+const REMOTE_LIVENESS_CHECK: Duration = Duration::from_secs(1);
 /// How long an HTTP task waits for the owner core to answer.
 const CORE_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Keyframe requests answered at most this often per viewer (each answer resends a GOP).
-const PLI_ANSWER_INTERVAL: Duration = Duration::from_millis(1000);
+/// Keyframe requests are answered at most once per GOP duration per viewer (each answer
+/// resends the cached GOP, so answering more often would only repeat the same packets);
+/// this is the interval when the GOP duration is not known yet, and the bounds applied to it.
+const PLI_ANSWER_DEFAULT: Duration = Duration::from_millis(1000);
+const PLI_ANSWER_MIN: Duration = Duration::from_millis(250);
+const PLI_ANSWER_MAX: Duration = Duration::from_secs(10);
 
 /// WebRTC counters, gateway-wide.
 #[derive(Default, Debug)]
@@ -73,6 +82,12 @@ pub struct WebrtcCounters {
     pub keyframe_requests: AtomicU64,
     /// Keyframe requests answered by resending the cached GOP.
     pub keyframe_answers: AtomicU64,
+    /// Keyframe requests not answered: the viewer's last answer is less than a GOP old.
+    pub keyframe_requests_limited: AtomicU64,
+    /// Frames forwarded to another core for its viewers of a channel-level session.
+    pub remote_frames: AtomicU64,
+    /// Frames for another core dropped because its queue was full.
+    pub remote_frame_drops: AtomicU64,
 }
 
 /// A request forwarded to the core that owns a stream.
@@ -85,6 +100,16 @@ pub enum CoreRequest {
         offer: String,
         /// Where the answer goes.
         reply: flume::Sender<Result<Answer, WhepError>>,
+    },
+    /// A core starts (`on`) or stops forwarding a stream's packets to core `core`, whose
+    /// channel-level viewers watch it.
+    Subscribe {
+        /// Stream session id.
+        sid: String,
+        /// The viewers' core.
+        core: usize,
+        /// Start or stop.
+        on: bool,
     },
     /// End a session.
     Delete {
@@ -105,7 +130,8 @@ pub enum Target {
         /// Publisher uid.
         uid: String,
     },
-    /// Every publisher of the channel (on the owner core of the busiest publisher).
+    /// Every publisher of the channel (the session lives on the core owning most of them;
+    /// the other publishers' packets are forwarded to it).
     Channel {
         /// Channel.
         key: ChannelKey,
@@ -162,17 +188,38 @@ pub struct WebrtcShared {
     pub counters: WebrtcCounters,
     inboxes: Vec<flume::Sender<CoreRequest>>,
     receivers: Mutex<Vec<Option<flume::Receiver<CoreRequest>>>>,
+    media: Vec<flume::Sender<RemoteFrame>>,
+    media_receivers: Mutex<Vec<Option<flume::Receiver<RemoteFrame>>>>,
+}
+
+/// One frame's packets of a stream, sent by its owner core to a core whose viewers watch it.
+/// The packets are descriptors: the payload bytes are reference-counted slices of the
+/// owner's ingest buffers, so crossing cores copies no media.
+pub struct RemoteFrame {
+    /// Stream session id.
+    pub sid: String,
+    /// Which track.
+    pub track: Track,
+    /// The frame's packets.
+    pub packets: Vec<RtpPacket>,
+    /// Whether the frame is a keyframe (video waits for one).
+    pub keyframe: bool,
 }
 
 impl WebrtcShared {
     /// State for `cores` executors.
     pub fn new(cores: usize) -> Self {
         let (tx, rx): (Vec<_>, Vec<_>) = (0..cores).map(|_| flume::unbounded()).unzip();
+        let (mtx, mrx): (Vec<_>, Vec<_>) = (0..cores)
+            .map(|_| flume::bounded(REMOTE_MEDIA_QUEUE))
+            .unzip();
         WebrtcShared {
             directory: Directory::default(),
             counters: WebrtcCounters::default(),
             inboxes: tx,
             receivers: Mutex::new(rx.into_iter().map(Some).collect()),
+            media: mtx,
+            media_receivers: Mutex::new(mrx.into_iter().map(Some).collect()),
         }
     }
 
@@ -185,6 +232,14 @@ impl WebrtcShared {
 
     fn take_receiver(&self, core: usize) -> Option<flume::Receiver<CoreRequest>> {
         let mut g = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_mut(core).and_then(Option::take)
+    }
+
+    fn take_media_receiver(&self, core: usize) -> Option<flume::Receiver<RemoteFrame>> {
+        let mut g = self
+            .media_receivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         g.get_mut(core).and_then(Option::take)
     }
 
@@ -269,12 +324,19 @@ pub fn core_of_session(session: &str) -> Option<usize> {
 
 #[derive(Default)]
 struct State {
+    /// This core's index (for subscriptions sent to other cores).
+    core: usize,
     viewers: HashMap<String, Viewer>,
     by_addr: HashMap<SocketAddr, String>,
     by_ufrag: HashMap<String, String>,
     by_stream: HashMap<String, Vec<String>>,
     ended_streams: Vec<String>,
     next_tick: Option<Instant>,
+    /// Streams owned by other cores that this core's viewers watch: sid to owner core.
+    remote_sources: HashMap<String, usize>,
+    /// Streams owned here that other cores' viewers watch: sid to those cores.
+    remote_subscribers: HashMap<String, Vec<usize>>,
+    next_liveness_check: Option<Instant>,
 }
 
 /// One core's WebRTC egress: its socket and the viewer sessions it owns.
@@ -329,6 +391,8 @@ impl CoreWebrtc {
         {
             candidates.push(SocketAddr::new(ip, port));
         }
+        // Probe UDP GSO now, so the log says at start which send path is active.
+        let _ = crate::gso::enabled();
         let cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate()
@@ -340,7 +404,10 @@ impl CoreWebrtc {
             candidates,
             public_ip,
             cert,
-            state: RefCell::new(State::default()),
+            state: RefCell::new(State {
+                core,
+                ..State::default()
+            }),
             recv: RefCell::new(Some(recv)),
         })
     }
@@ -354,14 +421,21 @@ impl CoreWebrtc {
             .unwrap_or(0)
     }
 
-    /// Whether any viewer watches the stream (the fan-out skips all work otherwise).
+    /// Whether any viewer, here or on another core, watches the stream (the fan-out skips
+    /// all work otherwise).
     pub fn has_viewers(&self, sid: &str) -> bool {
         self.viewer_count(sid) > 0
+            || self
+                .state
+                .try_borrow()
+                .is_ok_and(|s| s.remote_subscribers.contains_key(sid))
     }
 
-    /// A stream ended: its viewers are detached on the next tick.
+    /// A stream ended: its viewers are detached on the next tick (viewers on other cores
+    /// notice through the directory, see `check_remote_sources`).
     pub fn stream_ended(&self, sid: &str) {
         if let Ok(mut s) = self.state.try_borrow_mut() {
+            s.remote_subscribers.remove(sid);
             s.ended_streams.push(sid.to_string());
             s.next_tick = None;
         }
@@ -380,6 +454,27 @@ impl CoreWebrtc {
             return;
         };
         let st = &mut *guard;
+        if let Some(cores) = st.remote_subscribers.get(sid) {
+            for &core in cores {
+                // Descriptor clones: reference-count bumps, the payload bytes stay shared.
+                let frame = RemoteFrame {
+                    sid: sid.to_string(),
+                    track,
+                    packets: packets.to_vec(),
+                    keyframe,
+                };
+                let sent = shared
+                    .media
+                    .get(core)
+                    .is_some_and(|tx| tx.try_send(frame).is_ok());
+                let c = if sent {
+                    &shared.counters.remote_frames
+                } else {
+                    &shared.counters.remote_frame_drops
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let Some(ids) = st.by_stream.get(sid) else {
             return;
         };
@@ -423,6 +518,47 @@ impl CoreWebrtc {
         }
     }
 
+    /// Starts or stops forwarding stream `sid` to core `core` (on the stream's owner core).
+    fn subscribe(&self, sid: String, core: usize, on: bool) {
+        let mut st = self.state.borrow_mut();
+        if on {
+            let list = st.remote_subscribers.entry(sid).or_default();
+            if !list.contains(&core) {
+                list.push(core);
+            }
+        } else if let Some(list) = st.remote_subscribers.get_mut(&sid) {
+            list.retain(|c| *c != core);
+            if list.is_empty() {
+                st.remote_subscribers.remove(&sid);
+            }
+        }
+    }
+
+    /// Viewers of remote streams that ended lose those tracks (and the session, if nothing
+    /// is left): the owner core cannot reach them, the directory tells.
+    fn check_remote_sources(&self, st: &mut State, shared: &WebrtcShared, now: Instant) {
+        if st.next_liveness_check.is_some_and(|t| now < t) {
+            return;
+        }
+        st.next_liveness_check = Some(now + REMOTE_LIVENESS_CHECK);
+        let mut gone = Vec::new();
+        for sid in st.remote_sources.keys() {
+            let key = st
+                .by_stream
+                .get(sid)
+                .and_then(|ids| ids.first())
+                .and_then(|id| st.viewers.get(id))
+                .map(|v| v.channel.clone());
+            if key.is_none_or(|k| !shared.directory.is_live(&k, sid)) {
+                gone.push(sid.clone());
+            }
+        }
+        for sid in gone {
+            st.remote_sources.remove(&sid);
+            st.ended_streams.push(sid);
+        }
+    }
+
     /// Creates a session for an offer (on the owner core).
     pub fn create_session(
         &self,
@@ -444,27 +580,30 @@ impl CoreWebrtc {
                 .into_iter()
                 .filter(|e| e.core == self.core)
                 .collect(),
-            Target::Channel { .. } => shared
-                .directory
-                .channel(&key)
-                .into_iter()
-                .filter(|e| e.core == self.core)
-                .collect(),
+            // Every publisher of the channel: those on other cores are forwarded here.
+            Target::Channel { .. } => shared.directory.channel(&key),
         };
         // The sources this core can serve, with what each can send.
         let mut sources = Vec::new();
         {
             let streams = ctx.streams.borrow();
             for e in &entries {
-                let Some(s) = streams.get(&e.sid) else {
-                    continue;
+                let (video, audio) = if e.core == self.core {
+                    let Some(s) = streams.get(&e.sid) else {
+                        continue;
+                    };
+                    let s = s.borrow();
+                    (s.webrtc_video(), s.webrtc_audio())
+                } else {
+                    // Another core's stream: what its last summary in the directory says.
+                    (e.send_video, e.send_audio)
                 };
-                let s = s.borrow();
                 sources.push(Source {
                     sid: e.sid.clone(),
                     uid: e.uid.clone(),
-                    video: s.webrtc_video(),
-                    audio: s.webrtc_audio(),
+                    owner: e.core,
+                    video,
+                    audio,
                     bframes: e.bframes,
                     source_audio: e.audio_codec.clone(),
                 });
@@ -493,6 +632,21 @@ impl CoreWebrtc {
                     let list = st.by_stream.entry(t.stream_sid.clone()).or_default();
                     if !list.contains(&viewer.id) {
                         list.push(viewer.id.clone());
+                    }
+                    let owner = sources
+                        .iter()
+                        .find(|s| s.sid == t.stream_sid)
+                        .map_or(self.core, |s| s.owner);
+                    if owner != self.core && !st.remote_sources.contains_key(&t.stream_sid) {
+                        st.remote_sources.insert(t.stream_sid.clone(), owner);
+                        shared.send_to_core(
+                            owner,
+                            CoreRequest::Subscribe {
+                                sid: t.stream_sid.clone(),
+                                core: self.core,
+                                on: true,
+                            },
+                        );
                     }
                 }
                 st.by_ufrag.insert(viewer.ufrag.clone(), viewer.id.clone());
@@ -784,9 +938,16 @@ impl CoreWebrtc {
                 .counters
                 .keyframe_requests
                 .fetch_add(d.keyframe_requests.len() as u64, Ordering::Relaxed);
+            let interval = pli_answer_interval(ctx, v);
             resend = v.primed
                 && v.last_pli_answer
-                    .is_none_or(|t| now.saturating_duration_since(t) >= PLI_ANSWER_INTERVAL);
+                    .is_none_or(|t| now.saturating_duration_since(t) >= interval);
+            if !resend {
+                shared
+                    .counters
+                    .keyframe_requests_limited
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         if (d.connected && !v.primed) || resend {
             if resend {
@@ -810,7 +971,8 @@ impl CoreWebrtc {
         let shared = &ctx.shared.webrtc;
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
-        if st.next_tick.is_some_and(|t| now < t) {
+        self.check_remote_sources(st, shared, now);
+        if st.next_tick.is_some_and(|t| now < t) && st.ended_streams.is_empty() {
             return;
         }
         for sid in std::mem::take(&mut st.ended_streams) {
@@ -864,6 +1026,8 @@ impl CoreWebrtc {
 struct Source {
     sid: String,
     uid: String,
+    /// The core that owns the stream.
+    owner: usize,
     video: Option<SendCodec>,
     audio: Option<SendCodec>,
     bframes: bool,
@@ -931,6 +1095,24 @@ fn payload_arc(p: &RtpPacket) -> Arc<[u8]> {
     v.into()
 }
 
+/// How long after answering a keyframe request the viewer must wait for the next answer:
+/// the longest GOP among the local streams its video tracks carry, within bounds.
+fn pli_answer_interval(ctx: &CoreCtx, v: &Viewer) -> Duration {
+    let streams = ctx.streams.borrow();
+    let gop_ms = v
+        .tracks
+        .iter()
+        .filter(|t| t.track == Track::Video)
+        .filter_map(|t| streams.get(&t.stream_sid))
+        .filter_map(|s| s.try_borrow().ok().map(|s| s.gop_ms()))
+        .max()
+        .unwrap_or(0);
+    if gop_ms == 0 {
+        return PLI_ANSWER_DEFAULT;
+    }
+    Duration::from_millis(u64::from(gop_ms)).clamp(PLI_ANSWER_MIN, PLI_ANSWER_MAX)
+}
+
 /// Sends the cached GOP to a viewer that just connected, or again to answer a keyframe
 /// request (the encoder cannot be asked for one).
 fn prime_from_gop(ctx: &CoreCtx, v: &mut Viewer, now: Instant, resend: bool) {
@@ -976,6 +1158,16 @@ fn remove_viewer(st: &mut State, id: &str, shared: &WebrtcShared, deleted: bool)
             list.retain(|x| x != id);
             if list.is_empty() {
                 st.by_stream.remove(&t.stream_sid);
+                if let Some(owner) = st.remote_sources.remove(&t.stream_sid) {
+                    shared.send_to_core(
+                        owner,
+                        CoreRequest::Subscribe {
+                            sid: t.stream_sid.clone(),
+                            core: st.core,
+                            on: false,
+                        },
+                    );
+                }
             }
         }
     }
@@ -1044,8 +1236,19 @@ pub fn spawn(ctx: Rc<CoreCtx>) {
         tracing::info!(port = ctx.webrtc.port, candidates = ?ctx.webrtc.candidates, "WebRTC egress ready");
     }
     glommio::spawn_local(socket_loop(ctx.clone(), sock)).detach();
+    if let Some(rx) = ctx.shared.webrtc.take_media_receiver(ctx.id) {
+        glommio::spawn_local(remote_media_loop(ctx.clone(), rx)).detach();
+    }
     if let Some(rx) = ctx.shared.webrtc.take_receiver(ctx.id) {
         glommio::spawn_local(inbox_loop(ctx, rx)).detach();
+    }
+}
+
+/// Frames of other cores' streams, for this core's channel-level viewers.
+async fn remote_media_loop(ctx: Rc<CoreCtx>, rx: flume::Receiver<RemoteFrame>) {
+    while let Ok(f) = rx.recv_async().await {
+        ctx.webrtc
+            .fanout(&f.sid, f.track, &f.packets, f.keyframe, &ctx.shared.webrtc);
     }
 }
 
@@ -1089,6 +1292,12 @@ async fn inbox_loop(ctx: Rc<CoreCtx>, rx: flume::Receiver<CoreRequest>) {
                     .webrtc
                     .create_session(&ctx, &target, &offer, Instant::now());
                 let _ = reply.send(r);
+            }
+            CoreRequest::Subscribe { sid, core, on } => {
+                // A subscription that arrives after the stream ended would never be removed.
+                if !on || ctx.streams.borrow().contains_key(&sid) {
+                    ctx.webrtc.subscribe(sid, core, on);
+                }
             }
             CoreRequest::Delete { session, reply } => {
                 let _ = reply.send(ctx.webrtc.delete(&session, &ctx.shared.webrtc));

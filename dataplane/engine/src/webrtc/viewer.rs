@@ -11,13 +11,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_proto::rtp::RtpPacket;
+use socket2::SockAddr;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequest, Mid, Pt};
+use str0m::net::Transmit;
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Output, Rtc};
 
 use super::WebrtcCounters;
 use super::directory::ChannelKey;
+use crate::gso;
 use crate::packetize::Track;
 
 /// A viewer that has not completed ICE and DTLS within this time is dropped.
@@ -181,6 +184,7 @@ impl Viewer {
     /// (input, timeout, write).
     pub fn drive(&mut self, socket: &UdpSocket, counters: &WebrtcCounters) -> Drive {
         let mut out = Drive::default();
+        let mut transmits: Vec<Transmit> = Vec::new();
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
@@ -188,11 +192,9 @@ impl Viewer {
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
-                    // Non-blocking: a full socket buffer drops the datagram (SRTP and the
-                    // browser's NACKs cope), never stalls the core.
-                    if socket.send_to(&t.contents, t.destination).is_err() {
-                        counters.send_drops.fetch_add(1, Ordering::Relaxed);
-                    }
+                    // Collected, then sent together below: one drive after a frame's writes
+                    // yields all its SRTP packets, which go out in GSO runs.
+                    transmits.push(t);
                 }
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
@@ -216,6 +218,7 @@ impl Viewer {
                 }
             }
         }
+        send_transmits(socket, &transmits, counters);
         if !self.rtc.is_alive() {
             out.dead = true;
         }
@@ -225,6 +228,35 @@ impl Viewer {
     /// Whether the session should be reaped at `now` for never connecting.
     pub fn connect_timed_out(&self, now: Instant) -> bool {
         !self.connected && now.saturating_duration_since(self.created) > CONNECT_TIMEOUT
+    }
+}
+
+/// Sends str0m's datagrams: consecutive ones to the same address in GSO runs of equal size
+/// (a frame's SRTP packets, FU-A fragments being mostly of one size), the others alone.
+/// Non-blocking: a full socket buffer drops datagrams (SRTP and the viewer's NACKs cope) and
+/// counts them in `send_drops`, never stalls the core. str0m owns each datagram's buffer;
+/// they are handed to the kernel as one iovec each, so batching copies nothing.
+pub fn send_transmits(socket: &UdpSocket, transmits: &[Transmit], counters: &WebrtcCounters) {
+    let gso_on = gso::enabled();
+    let mut start = 0;
+    while let Some(first) = transmits.get(start) {
+        let dest = first.destination;
+        let end = transmits
+            .iter()
+            .skip(start)
+            .position(|t| t.destination != dest)
+            .map_or(transmits.len(), |n| start + n);
+        let parts: Vec<gso::Parts<'_, 1>> = transmits
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| [&t.contents[..]])
+            .collect();
+        let r = gso::send_batch(socket, &SockAddr::from(dest), &parts, gso_on);
+        if r.dropped > 0 {
+            counters.send_drops.fetch_add(r.dropped, Ordering::Relaxed);
+        }
+        start = end;
     }
 }
 
@@ -346,6 +378,45 @@ mod tests {
         assert_eq!(s.extend(0), 65536);
         assert_eq!(s.extend(65535), 65535); // late packet from before the wrap
         assert_eq!(s.extend(1), 65537);
+    }
+
+    /// A viewer's transmits after a frame: runs to one address go out with GSO where it is
+    /// supported, and each receiver gets exactly its datagrams, in order.
+    #[test]
+    fn transmits_are_sent_in_runs_per_destination() {
+        use std::time::Duration;
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let src = tx.local_addr().unwrap();
+        let mk = |dest: SocketAddr, len: usize, tag: u8| Transmit {
+            proto: str0m::net::Protocol::Udp,
+            source: src,
+            destination: dest,
+            contents: vec![tag; len].into(),
+        };
+        let (da, db) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut list: Vec<Transmit> = (0..8u8).map(|i| mk(da, 1100, i)).collect();
+        list.push(mk(da, 300, 8));
+        list.push(mk(db, 200, 9));
+        list.push(mk(da, 1100, 10));
+        let counters = WebrtcCounters::default();
+        let before = gso::STATS.gso_sends.load(Ordering::Relaxed);
+        send_transmits(&tx, &list, &counters);
+        assert_eq!(counters.send_drops.load(Ordering::Relaxed), 0);
+        if gso::enabled() {
+            assert!(gso::STATS.gso_sends.load(Ordering::Relaxed) > before);
+        }
+        let mut buf = [0u8; 2048];
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        }
+        for t in &list {
+            let s = if t.destination == da { &a } else { &b };
+            let n = s.recv(&mut buf).expect("datagram");
+            assert_eq!(&buf[..n], &t.contents[..]);
+        }
     }
 
     proptest! {
