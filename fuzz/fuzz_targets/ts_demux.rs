@@ -1,5 +1,5 @@
-//! Fuzz the MPEG-TS demuxer with arbitrary bytes. Invariants: the same bytes pushed whole and
-//! in pseudo-random pieces give the same events; no PES exceeds the cap; the demuxer never
+//! Fuzz the MPEG-TS demuxer with arbitrary bytes. Invariants: the same bytes pushed whole, in
+//! pseudo-random pieces and in whole-packet pieces give the same events; no PES exceeds the cap; the demuxer never
 //! hands out more payload bytes than it was given, nor counts more bytes than it saw.
 #![no_main]
 
@@ -42,6 +42,21 @@ fuzz_target!(|data: &[u8]| {
     }
     let (split, _) = run(pieces);
     assert_eq!(whole, split, "output depends on the split");
+
+    // Pieces of whole packets (188 x 1..=8 bytes, as SRT and UDP deliver them) take the
+    // demuxer's direct path while sync holds; they must give the same events too.
+    let mut packets = Vec::new();
+    let mut at = 0;
+    while at < all.len() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let end = (at + 188 * (1 + (state % 8) as usize)).min(all.len());
+        packets.push(all.slice(at..end));
+        at = end;
+    }
+    let (by_packets, _) = run(packets);
+    assert_eq!(whole, by_packets, "output differs for whole-packet pushes");
 
     let mut out_bytes = 0usize;
     for e in &whole {

@@ -6,55 +6,9 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use support::*;
-
-/// `control/server/tests/browser`, with its node_modules installed (scripts/setup.sh --test).
-fn browser_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed in {}: run scripts/setup.sh --test",
-        dir.display()
-    );
-    dir
-}
-
-/// Output directory for screenshots kept after the test.
-fn artifacts_dir() -> PathBuf {
-    let d = bin_dir().join("../e2e-whep");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs the watch page in Chromium for `seconds` and returns the per-second stats samples.
-fn watch(url: &str, seconds: u32, screenshot: &std::path::Path) -> Vec<serde_json::Value> {
-    require_tool("chromium");
-    require_tool("node");
-    let out = Command::new("timeout")
-        .arg(format!("{}", seconds + 60))
-        .arg("node")
-        .arg(browser_dir().join("watch.mjs"))
-        .arg(url)
-        .arg(seconds.to_string())
-        .arg(screenshot)
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser script failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 #[test]
 fn chromium_plays_rtmp_h264_over_whep() {
@@ -68,8 +22,8 @@ fn chromium_plays_rtmp_h264_over_whep() {
         "http://127.0.0.1:{}/watch/{}/whepchan",
         gw.http_port, gw.app_id
     );
-    let shot = artifacts_dir().join("rtmp_h264.png");
-    let samples = watch(&url, 12, &shot);
+    let shot = browser_artifacts_dir().join("rtmp_h264.png");
+    let samples = watch_in_chromium(&url, 12, &shot);
     let counters = http("GET", gw.http_port, "/api/webrtc-stats", None, None)
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
         .unwrap_or_default();
