@@ -163,6 +163,57 @@ pub struct TableConfig {
     /// The shared-memory table file (on tmpfs).
     #[serde(default = "default_table_path")]
     pub path: PathBuf,
+    /// Most REST stream keys the table mirrors (the store itself has no limit). The table is
+    /// allocated in full at start, so this and the next settings size its memory; see
+    /// `docs/configuration.md` for the cost of each.
+    #[serde(default = "default_max_keys")]
+    pub max_keys: u32,
+    /// Most live streams at once (stats slots; kick/mute commands get half as many).
+    #[serde(default = "default_max_live_streams")]
+    pub max_live_streams: u32,
+    /// Most revoked local keys remembered until their own expiry.
+    #[serde(default = "default_max_revocations")]
+    pub max_revocations: u32,
+    /// Most RTP forwarders across all streams.
+    #[serde(default = "default_max_forwarders")]
+    pub max_forwarders: u32,
+    /// Slots of the event ring the dataplane writes and control drains.
+    #[serde(default = "default_event_ring")]
+    pub event_ring: u32,
+}
+
+fn default_max_keys() -> u32 {
+    65_536
+}
+fn default_max_live_streams() -> u32 {
+    8_192
+}
+fn default_max_revocations() -> u32 {
+    16_384
+}
+fn default_max_forwarders() -> u32 {
+    1_024
+}
+fn default_event_ring() -> u32 {
+    4_096
+}
+
+impl TableConfig {
+    /// The table capacities these settings ask for. Apps (64) and templates (10 per app) are
+    /// fixed, so adding an app never changes the layout (a layout change rebuilds the table
+    /// and restarts the dataplane).
+    pub fn capacities(&self) -> sluice_table::Capacities {
+        sluice_table::Capacities {
+            keys: self.max_keys,
+            revocations: self.max_revocations,
+            forwarders: self.max_forwarders,
+            // Only streams that were kicked or muted hold a command: half the streams is ample.
+            commands: (self.max_live_streams / 2).max(1),
+            stats: self.max_live_streams,
+            events: self.event_ring,
+            ..sluice_table::Capacities::default()
+        }
+    }
 }
 
 /// One `[[webhooks]]` entry.
@@ -242,6 +293,11 @@ impl Default for TableConfig {
     fn default() -> Self {
         TableConfig {
             path: default_table_path(),
+            max_keys: default_max_keys(),
+            max_live_streams: default_max_live_streams(),
+            max_revocations: default_max_revocations(),
+            max_forwarders: default_max_forwarders(),
+            event_ring: default_event_ring(),
         }
     }
 }
@@ -406,6 +462,20 @@ impl Config {
         if let Err(m) = self.dataplane.validate() {
             return bad(m);
         }
+        let t = &self.table;
+        for (name, value, min, max) in [
+            ("table.max_keys", t.max_keys, 16, 4_194_304),
+            ("table.max_live_streams", t.max_live_streams, 1, 262_144),
+            ("table.max_revocations", t.max_revocations, 16, 1_048_576),
+            ("table.max_forwarders", t.max_forwarders, 1, 65_536),
+            ("table.event_ring", t.event_ring, 64, 262_144),
+        ] {
+            if !(min..=max).contains(&value) {
+                return bad(format!(
+                    "{name}: must be between {min} and {max}, got {value}"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -434,6 +504,7 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.control.listen.port(), 8080);
         assert_eq!(c.table.path, PathBuf::from("/dev/shm/sluice.table"));
+        assert_eq!(c.table.capacities(), sluice_table::Capacities::default());
     }
 
     #[test]
@@ -481,6 +552,29 @@ secret = "s"
         ))
         .unwrap_err();
         assert!(e.to_string().contains("srt_pbkeylen"), "{e}");
+    }
+
+    #[test]
+    fn table_sizes_are_configurable_and_bounded() {
+        let c = Config::from_toml(
+            "[table]\nmax_keys = 4096\nmax_live_streams = 256\nevent_ring = 512\n",
+        )
+        .unwrap();
+        let caps = c.table.capacities();
+        assert_eq!(
+            (caps.keys, caps.stats, caps.commands, caps.events),
+            (4096, 256, 128, 512)
+        );
+        // Unchanged settings keep their defaults.
+        assert_eq!(
+            caps.revocations,
+            sluice_table::Capacities::default().revocations
+        );
+        let e = Config::from_toml("[table]\nmax_live_streams = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "table.max_live_streams: must be between 1 and 262144, got 0"
+        );
     }
 
     #[test]

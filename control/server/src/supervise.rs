@@ -71,8 +71,12 @@ pub fn load_or_create_bootstrap(dir: &Path) -> anyhow::Result<Bootstrap> {
 pub fn open_table(cfg: &Config) -> anyhow::Result<(Arc<dyn ConfigSink>, Arc<dyn StatsSource>)> {
     let cursor = cfg.control.data_dir.join("event-cursor");
     let t = Arc::new(
-        crate::table_shm::ShmTable::open_with_cursor(&cfg.table.path, Some(cursor))
-            .with_context(|| format!("opening the table {}", cfg.table.path.display()))?,
+        crate::table_shm::ShmTable::open_sized(
+            &cfg.table.path,
+            &cfg.table.capacities(),
+            Some(cursor),
+        )
+        .with_context(|| format!("opening the table {}", cfg.table.path.display()))?,
     );
     Ok((t.clone(), t))
 }

@@ -40,7 +40,16 @@ impl ShmTable {
         path: &Path,
         cursor_file: Option<PathBuf>,
     ) -> Result<ShmTable, t::TableError> {
-        let table = t::Table::create_or_open(path, &t::Capacities::default())?;
+        ShmTable::open_sized(path, &t::Capacities::default(), cursor_file)
+    }
+
+    /// Like [`ShmTable::open_with_cursor`] with explicit capacities (`[table]` settings).
+    pub fn open_sized(
+        path: &Path,
+        caps: &t::Capacities,
+        cursor_file: Option<PathBuf>,
+    ) -> Result<ShmTable, t::TableError> {
+        let table = t::Table::create_or_open(path, caps)?;
         let next = cursor_file
             .as_deref()
             .and_then(|f| std::fs::read_to_string(f).ok())
