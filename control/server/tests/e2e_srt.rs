@@ -698,3 +698,44 @@ fn retried_refusals_are_all_counted_but_events_are_rate_limited() {
         attempts - 3
     );
 }
+
+#[test]
+fn callers_over_the_per_ip_limit_are_rejected_with_1402_and_counted() {
+    let gw = Gateway::start_with(GatewayOptions {
+        extra_dataplane_toml: "max_connections_per_ip = 1".into(),
+        ..Default::default()
+    });
+    let first = gw.create_key("srtperip", "1");
+    let second = gw.create_key("srtperip", "2");
+    let publisher = ffmpeg_publish_srt(&srt_url(gw.srt_port, &first, ""), 20, H264, AAC);
+    gw.wait_online("srtperip", Duration::from_secs(15));
+
+    // A second caller from the same address is refused while the first one publishes.
+    let mut child = ffmpeg_publish_srt(&srt_url(gw.srt_port, &second, ""), 5, H264, AAC);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = finish(child);
+    let log = gw.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("SRT caller rejected") && l.contains("1402")),
+        "gateway did not reject with 1402 (overload):\n{log}\nffmpeg: {err}"
+    );
+    let metrics = http("GET", gw.rest_port, "/metrics", None, None).expect("metrics");
+    let text = String::from_utf8_lossy(&metrics.body);
+    let refused: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_dataplane_events_total{counter=\"refused_per_ip\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 1, "refused_per_ip not counted:\n{text}");
+    // The first stream was not disturbed.
+    let online = gw.wait_online("srtperip", Duration::from_secs(2));
+    assert_eq!(online["uid"], "1", "{online}");
+    finish(publisher);
+}

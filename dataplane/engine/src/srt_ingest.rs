@@ -522,6 +522,8 @@ impl Core {
             .registry
             .connect_ip(from.ip(), shared.cfg.max_connections_per_ip)
             .ok_or_else(|| {
+                // Counted like RTMP's per-IP refusals, so one metric covers both protocols.
+                shared.count(sluice_table::Counter::RefusedPerIp, 1);
                 (
                     RejectReason::OVERLOAD,
                     "too many connections from this address".to_string(),
