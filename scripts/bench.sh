@@ -6,6 +6,8 @@
 #   scripts/bench.sh --quick        # ~3 minutes: 20 streams, 2 ABAB pairs of 10 s runs
 #   scripts/bench.sh                # full: more streams, 3 pairs, capacity ramp, PSS slope
 #   scripts/bench.sh --no-sluice    # peers only (until the gateway runs end to end)
+#   scripts/bench.sh --latency      # Sluice only: RTP forwarding latency at 1, 20 and 100
+#                                   # streams, and 20 streams with one WHEP viewer each
 #
 # Results: target/bench/<UTC date>-<commit>/ (one JSON + text + PNG per run) and summary.md
 # there, whose tables go into docs/performance.md ("Load and side-by-side runs"). Every result
@@ -17,13 +19,14 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 . scripts/bench-lib.sh
 
-QUICK=0; WITH_SLUICE=auto
+QUICK=0; WITH_SLUICE=auto; LAT_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --no-sluice) WITH_SLUICE=0 ;;
     --sluice) WITH_SLUICE=1 ;;
-    *) echo "usage: $0 [--quick] [--no-sluice|--sluice]" >&2; exit 2 ;;
+    --latency) LAT_ONLY=1 ;;
+    *) echo "usage: $0 [--quick] [--no-sluice|--sluice] [--latency]" >&2; exit 2 ;;
   esac
 done
 
@@ -182,6 +185,8 @@ rtmp_run() {
     pid=$SLUICE_PID
     sluice_keys "$n" "$SLUICE_DIR/keys"
     args=(--keys-file "$SLUICE_DIR/keys" --rtp-receivers "$viewers" --rtp-base-port "$RTP_BASE")
+    # WHEP=M: M WHEP viewers per stream on this server's viewer port.
+    [ -n "${WHEP:-}" ] && args+=(--whep-viewers "$WHEP" --whep-url "http://127.0.0.1:$HTTP_PORT/whep/benchapp")
   fi
   taskset -c "$LCORE" "$PERF" load --rtmp "rtmp://127.0.0.1:$RTMP_PORT/live" -n "$n" \
     --input "$MEDIA600" --duration-s "$DUR" --ramp "${RAMP:-100}" --gateway-pid "$pid" \
@@ -243,6 +248,19 @@ HAVE_SLUICE=0
 if sluice_ok && start_sluice probe; then HAVE_SLUICE=1; stop_sluice; fi
 [ "$HAVE_SLUICE" = 1 ] || log "Sluice not available: peers only (figures for Sluice are blank)"
 A=sluice; [ "$HAVE_SLUICE" = 1 ] || A=""
+
+# ---- latency only: Sluice's forwarding and WHEP latency at a few stream counts ----
+if [ "$LAT_ONLY" = 1 ]; then
+  [ "$HAVE_SLUICE" = 1 ] || { log "--latency needs Sluice"; exit 1; }
+  DUR=${BENCH_LAT_DUR:-20}
+  for n in 1 20 100; do rtmp_run sluice "$n" 1 lat; done
+  WHEP=1 rtmp_run sluice 20 0 whep
+  for f in "$OUT"/rtmp-sluice-*-lat.json "$OUT"/rtmp-sluice-*-whep.json; do
+    [ -f "$f" ] && jq -r '"\(.args.label) (\(.commit), load \(.loadavg_before)): latency n=\(.latency.count) p50 \(.latency.p50_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms; rtp \(.totals.rtp_packets) packets, \(.totals.rtp_lost) lost, \(.totals.rtp_cached_frames // 0) cached frames; whep \(.totals.whep_connected) connected, \(.totals.whep_video_frames) video frames; server \(.gw_cpu_s_per_gb | . * 100 | round / 100) s/GB"' "$f"
+  done | tee "$OUT/summary.md"
+  log "results in $OUT"
+  exit 0
+fi
 
 # ---- ABAB pairs ----
 for n in $STREAMS; do

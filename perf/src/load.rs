@@ -223,6 +223,9 @@ pub struct Totals {
     pub rtp_bytes: u64,
     /// RTP video frames (marker bits) received.
     pub rtp_frames: u64,
+    /// RTP frames with a marker sent before their receiver's first packet arrived (the GOP
+    /// cache replayed to a new forwarder): counted here, kept out of the latency histogram.
+    pub rtp_cached_frames: u64,
     /// RTP packets missing by sequence number.
     pub rtp_lost: u64,
     /// RTP loss bursts.
@@ -962,12 +965,18 @@ async fn whep_viewer(url: String, ctx: Rc<Ctx>) {
         let mut st = whep::ViewerStats::default();
         let mut counted = whep::ViewerStats::default();
         let mut live = false;
+        let mut first_ns = None;
         let r = whep::run_viewer(
             &url,
             || ctx.stop.get(),
             |au| {
-                if let Some(sent) = sei::find_in_annexb(au) {
-                    ctx.latency(now_ns().saturating_sub(sent));
+                let now = now_ns();
+                // As for RTP: frames sent before the first one arrived are the cached GOP.
+                let first = *first_ns.get_or_insert(now);
+                if let Some(sent) = sei::find_in_annexb(au)
+                    && sent >= first
+                {
+                    ctx.latency(now.saturating_sub(sent));
                 }
             },
             &mut st,
@@ -1064,15 +1073,24 @@ async fn play_once(url: &str, ctx: &Ctx) -> anyhow::Result<()> {
 async fn rtp_receiver(sock: UdpSocket, ctx: Rc<Ctx>) {
     let mut c = RtpCounter::default();
     let mut buf = vec![0u8; 2048];
+    // Arrival of this receiver's first packet: frames sent before it are the GOP cache
+    // replayed to a new forwarder, not forwarding latency.
+    let mut first_rx_ns = None;
     while !ctx.stop.get() {
         let n = match timeout(Duration::from_millis(200), sock.recv(&mut buf)).await {
             Ok(Ok(n)) => n,
             Ok(Err(_)) | Err(_) => continue,
         };
         let before = c.clone();
-        let lat = c.handle(buf.get(..n).unwrap_or_default(), now_ns());
+        let now = now_ns();
+        let first = *first_rx_ns.get_or_insert(now);
+        let lat = c.handle(buf.get(..n).unwrap_or_default(), now);
         if let Some(ns) = lat {
-            ctx.latency(ns);
+            if now.saturating_sub(ns) >= first {
+                ctx.latency(ns);
+            } else {
+                ctx.t.borrow_mut().rtp_cached_frames += 1;
+            }
         }
         let mut t = ctx.t.borrow_mut();
         t.rtp_packets += c.packets - before.packets;
@@ -1137,8 +1155,8 @@ pub fn summary(r: &RunResult) -> String {
     if r.args.rtp_receivers > 0 {
         let _ = writeln!(
             s,
-            "  rtp: {} packets, {} frames, {} lost in {} gaps",
-            t.rtp_packets, t.rtp_frames, t.rtp_lost, t.rtp_gaps
+            "  rtp: {} packets, {} frames ({} replayed from the GOP cache), {} lost in {} gaps",
+            t.rtp_packets, t.rtp_frames, t.rtp_cached_frames, t.rtp_lost, t.rtp_gaps
         );
     }
     let l = &r.latency;
