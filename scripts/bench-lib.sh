@@ -45,6 +45,21 @@ gen_media() {
   done
 }
 
+# gen_ts_long SECS: a 600 kbps MPEG-TS of SECS seconds (same encoding as gen_media) for the
+# SRT callers, which replay it without rewriting timestamps; prints its path.
+gen_ts_long() {
+  local secs="${1:-120}" out="$MEDIA_DIR/test-600k-${1:-120}s.ts"
+  mkdir -p "$MEDIA_DIR"
+  if [ ! -s "$out" ]; then
+    ffmpeg -hide_banner -loglevel error -y \
+      -f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+      -t "$secs" -c:v libx264 -preset veryfast -tune zerolatency -b:v 500k -maxrate 500k \
+      -bufsize 500k -g 60 -keyint_min 60 -sc_threshold 0 -bf 0 -pix_fmt yuv420p \
+      -c:a aac -b:a 96k -ac 2 -f mpegts "$out.tmp" && mv "$out.tmp" "$out"
+  fi
+  echo "$out"
+}
+
 # start_nginx DIR PORT CORE [ACK_WINDOW]: nginx-rtmp on 127.0.0.1:PORT, one worker pinned to
 # CORE (taskset), prefix DIR. Prints the master pid.
 start_nginx() {

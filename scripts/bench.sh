@@ -6,22 +6,27 @@
 #   scripts/bench.sh --quick        # ~3 minutes: 20 streams, 2 ABAB pairs of 10 s runs
 #   scripts/bench.sh                # full: more streams, 3 pairs, capacity ramp, PSS slope
 #   scripts/bench.sh --no-sluice    # peers only (until the gateway runs end to end)
+#   scripts/bench.sh --latency      # Sluice only: RTP forwarding latency at 1, 20 and 100
+#                                   # streams, and 20 streams with one WHEP viewer each
 #
-# Results: target/bench/<UTC date>/ (one JSON + text + PNG per run) and summary.md there,
-# whose tables go into docs/performance.md ("Load and side-by-side runs").
+# Results: target/bench/<UTC date>-<commit>/ (one JSON + text + PNG per run) and summary.md
+# there, whose tables go into docs/performance.md ("Load and side-by-side runs"). Every result
+# records the commit measured and /proc/loadavg before and after it, so a rerun after a
+# change (say, UDP GSO on the egress) is this one command and its figures name their commit.
 # Everything binds to 127.0.0.1; no traffic leaves the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 . scripts/bench-lib.sh
 
-QUICK=0; WITH_SLUICE=auto
+QUICK=0; WITH_SLUICE=auto; LAT_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --no-sluice) WITH_SLUICE=0 ;;
     --sluice) WITH_SLUICE=1 ;;
-    *) echo "usage: $0 [--quick] [--no-sluice|--sluice]" >&2; exit 2 ;;
+    --latency) LAT_ONLY=1 ;;
+    *) echo "usage: $0 [--quick] [--no-sluice|--sluice] [--latency]" >&2; exit 2 ;;
   esac
 done
 
@@ -30,34 +35,56 @@ LCORE="${BENCH_LOAD_CORE:-0}"     # core of the load tool and the pushers
 if [ "$QUICK" = 1 ]; then
   PAIRS=2; DUR=10; STREAMS="20"; SRT_STREAMS=4; CAPACITY=0
 else
-  PAIRS=3; DUR=30; STREAMS="20 100"; SRT_STREAMS=8; CAPACITY=1
+  PAIRS=3; DUR=20; STREAMS="20 100"; SRT_STREAMS=8; CAPACITY=1
 fi
-RTMP_PORT=19350; SRT_PORT=16001; REST_PORT=18080; HTTP_PORT=18081; RTP_BASE=40000
-OUT="$ROOT/target/bench/$(date -u +%Y-%m-%dT%H%M%SZ)"
+# Every server start gets fresh ports (next_ports): sockets the previous server accepted
+# linger in TIME_WAIT and can keep its port from binding again for a minute.
+PORT_SEQ=0; RTP_BASE=40000
+next_ports() {
+  PORT_SEQ=$((PORT_SEQ + 1))
+  RTMP_PORT=$((19300 + PORT_SEQ)); REST_PORT=$((18000 + PORT_SEQ)); HTTP_PORT=$((18500 + PORT_SEQ))
+  SRT_PORT=$((20000 + 20 * PORT_SEQ))
+  REST="http://127.0.0.1:$REST_PORT/na/v1/projects/benchapp/rtls/ingress"
+}
+next_ports
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT-dirty"
+OUT="$ROOT/target/bench/$(date -u +%Y-%m-%dT%H%M%SZ)-$COMMIT"
 mkdir -p "$OUT"
 log() { echo "[bench $(date +%T)] $*" | tee -a "$OUT/bench.log" >&2; }
+echo "{\"commit\":\"$COMMIT\",\"quick\":$QUICK,\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\"}" >"$OUT/meta.json"
+# annotate JSON LOAD_BEFORE: records the commit and the machine's load around one run.
+annotate() {
+  [ -f "$1" ] || return 0
+  jq --arg c "$COMMIT" --arg b "$2" --arg a "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    '. + {commit:$c, loadavg_before:$b, loadavg_after:$a}' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
+}
 
 ensure_peers
 command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null
 command -v rsvg-convert >/dev/null || apt-get install -y -qq librsvg2-bin >/dev/null || true
 gen_media 20
 MEDIA600="$MEDIA_DIR/test-600k.flv"
-TS600="$MEDIA_DIR/test-600k.ts"
+# The SRT callers replay the TS as it is (a new pass jumps back in time): a file longer than
+# every run keeps them to one pass.
+TS_LONG=$(gen_ts_long 120)
 
 log "building (release)"
-cargo build --release -q -p sluice-perf
+# One build of every binary: building -p sluice-perf alone unifies features differently and
+# would relink it on every run.
+cargo build --release -q --workspace --bins
 PERF="$ROOT/target/release/sluice-perf"
 
 # ---- Sluice (per the gateway contract; skipped, and said so, when it cannot start) ----
 SLUICE_PID=""; SLUICE_DIR=""
 sluice_ok() {
   [ "$WITH_SLUICE" = 0 ] && return 1
-  cargo build --release -q --bins 2>>"$OUT/bench.log" && [ -x target/release/sluice ] \
+  [ -x target/release/sluice ] \
     && [ -x target/release/sluice-dataplane ]
 }
-REST="http://127.0.0.1:$REST_PORT/na/v1/projects/benchapp/rtls/ingress"
 rest() { curl -sf -u bench:benchsecret -H 'content-type: application/json' "$@"; }
 start_sluice() {
+  next_ports
   SLUICE_DIR="$OUT/sluice-$1"; mkdir -p "$SLUICE_DIR"
   cat >"$SLUICE_DIR/sluice.toml" <<CONF
 [control]
@@ -73,6 +100,9 @@ certificate = "0123456789abcdef0123456789abcdef"
 domains = ["127.0.0.1"]
 [dataplane]
 cores = 1
+# Every load connection comes from 127.0.0.1: lift the per-address cap (default 256).
+max_connections_per_ip = 100000
+${SLUICE_EXTRA:-}
 rtmp_listen = "127.0.0.1:$RTMP_PORT"
 srt_listen = "127.0.0.1:$SRT_PORT"
 http_listen = "127.0.0.1:$HTTP_PORT"
@@ -87,11 +117,36 @@ CONF
   done
   log "sluice did not answer /healthz; see $SLUICE_DIR/sluice.log"; return 1
 }
+# descendants PID: PID's children, grandchildren, ...
+descendants() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done; }
+# stop_sluice: ends the control process and its dataplane, and waits until their ports are
+# free, so the next server can bind them.
 stop_sluice() {
-  [ -n "$SLUICE_PID" ] && { kill "$SLUICE_PID" 2>/dev/null || true; wait "$SLUICE_PID" 2>/dev/null || true; }
+  if [ -n "$SLUICE_PID" ]; then
+    local all i; all="$SLUICE_PID $(descendants "$SLUICE_PID")"
+    kill $all 2>/dev/null || true
+    for i in $(seq 50); do
+      kill -0 $all 2>/dev/null || break; sleep 0.1
+    done
+    kill -9 $all 2>/dev/null || true
+    wait "$SLUICE_PID" 2>/dev/null || true
+  fi
   SLUICE_PID=""; rm -f /dev/shm/sluice-bench-$$-*
+  wait_port_free
 }
-# sluice_keys N FILE: one stream key per stream, channel c<i>.
+# wait_port_free: until nothing listens on the benchmark's RTMP, REST or SRT ports (5 s).
+wait_port_free() {
+  local i
+  for i in $(seq 50); do
+    ss -Hlntu 2>/dev/null | grep -qE "127\.0\.0\.1:($RTMP_PORT|$REST_PORT|$SRT_PORT|$HTTP_PORT)\b" || return 0
+    sleep 0.1
+  done
+  log "ports still busy after 5 s: $(ss -Hlntup 2>/dev/null | grep -E ":($RTMP_PORT|$REST_PORT|$SRT_PORT|$HTTP_PORT)\b" | tr -s ' ' | head -3)"
+}
+# sluice_keys N FILE: one stream key per stream, channel c<i>. Sluice runs as it ships: it
+# also decodes every AAC stream and encodes Opus for WebRTC viewers, work nginx-rtmp does not
+# do (a template with audio transcoding off would be the like-for-like setting, but the
+# dataplane does not yet honour it: see docs/performance.md).
 sluice_keys() {
   : >"$2"; local i
   for i in $(seq 0 $(($1 - 1))); do
@@ -118,37 +173,45 @@ sluice_forwarders() {
 # ---- one RTMP run: server (sluice|nginx), streams, viewers (0|1), tag ----
 rtmp_run() {
   local server="$1" n="$2" viewers="$3" tag="$4" extra=("${@:5}")
-  local json="$OUT/rtmp-$server-n$n-v$viewers-$tag.json" pid args=()
+  local json="$OUT/rtmp-$server-n$n-v$viewers-$tag.json" pid args=() la
+  la=$(cut -d' ' -f1-3 /proc/loadavg)
   if [ "$server" = nginx ]; then
-    pid=$(start_nginx "$OUT/nginx-$tag" "$RTMP_PORT" "$SCORE")
+    next_ports
+    pid=$(start_nginx "$OUT/nginx-$tag" "$RTMP_PORT" "$SCORE" 2>>"$OUT/bench.log") \
+      || { log "nginx did not start: $(ss -Hlntup | grep -E ":$RTMP_PORT\b")"; return 1; }
     args=(--players "$viewers")
   else
     start_sluice "$tag" || return 1
     pid=$SLUICE_PID
     sluice_keys "$n" "$SLUICE_DIR/keys"
     args=(--keys-file "$SLUICE_DIR/keys" --rtp-receivers "$viewers" --rtp-base-port "$RTP_BASE")
+    # WHEP=M: M WHEP viewers per stream on this server's viewer port.
+    [ -n "${WHEP:-}" ] && args+=(--whep-viewers "$WHEP" --whep-url "http://127.0.0.1:$HTTP_PORT/whep/benchapp")
   fi
   taskset -c "$LCORE" "$PERF" load --rtmp "rtmp://127.0.0.1:$RTMP_PORT/live" -n "$n" \
     --input "$MEDIA600" --duration-s "$DUR" --ramp "${RAMP:-100}" --gateway-pid "$pid" \
     --label "$server n=$n viewers=$viewers #$tag" --out "$json" "${args[@]}" "${extra[@]}" \
     >>"$OUT/bench.log" 2>&1 &
   local lp=$!
-  if [ "$server" = sluice ] && [ "$viewers" -gt 0 ]; then
+  if [ "$server" != nginx ] && [ "$viewers" -gt 0 ]; then
     sleep "$(awk "BEGIN{print $n/100 + 1.5}")"; sluice_forwarders "$n" "$viewers"
   fi
   wait "$lp" || log "load run $json failed"
   if [ "$server" = nginx ]; then stop_nginx "$OUT/nginx-$tag"; else stop_sluice; fi
+  annotate "$json" "$la"
   log "$(head -1 "${json%.json}.txt" 2>/dev/null) -> $(jq -r '"\(.gw_cpu_s_per_gb|.*100|round/100) s/GB, rss \(.gw_peak_rss_kb) kB"' "$json" 2>/dev/null)"
 }
 
-# ---- one SRT run: N pushers (ffmpeg -re, one per stream; the load tool has no SRT caller
-# yet) into srt-live-transmit listeners (one per stream, all pinned to the server core) or
-# into Sluice's SRT listener ----
+# ---- one SRT run: N SRT callers inside sluice-perf (sans-IO caller, one UDP socket each,
+# replaying the TS paced by its PCR) into srt-live-transmit listeners (one per stream, all
+# pinned to the server core, writing to stdout) or into Sluice's SRT listener ----
 srt_run() {
   local server="$1" n="$2" tag="$3"
-  local dir="$OUT/srt-$server-$tag" pids="" push=() i
+  local dir="$OUT/srt-$server-$tag" pids="" i la json="$OUT/srt-$server-n$n-$tag.json" args=()
+  la=$(cut -d' ' -f1-3 /proc/loadavg)
   mkdir -p "$dir"
   if [ "$server" = slt ]; then
+    next_ports
     for i in $(seq 0 $((n - 1))); do
       # taskset execs srt-live-transmit, so $! is the receiver's own pid.
       taskset -c "$SCORE" srt-live-transmit -q "srt://127.0.0.1:$((SRT_PORT + i))?mode=listener&latency=200" \
@@ -156,46 +219,48 @@ srt_run() {
       pids="$pids,$!"
     done
     sleep 0.5
+    args=(--srt-port-step 1)
   else
     start_sluice "srt-$tag" || return 1
     sluice_keys "$n" "$dir/keys"; pids=$SLUICE_PID
+    args=(--keys-file "$dir/keys")
   fi
-  local t0; t0=$(date +%s.%N)
-  for i in $(seq 0 $((n - 1))); do
-    local url
-    if [ "$server" = slt ]; then url="srt://127.0.0.1:$((SRT_PORT + i))?latency=200000&pkt_size=1316"
-    else url="srt://127.0.0.1:$SRT_PORT?latency=200000&pkt_size=1316&streamid=$(sed -n "$((i + 1))p" "$dir/keys")"; fi
-    taskset -c "$LCORE" ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$TS600" -c copy \
-      -f mpegts "$url" >/dev/null 2>&1 &
-    push+=($!)
-  done
-  # The sampler runs with no publishers of its own (-n 0): it only measures the server.
-  "$PERF" load -n 0 --input "$MEDIA600" --duration-s "$DUR" \
+  taskset -c "$LCORE" "$PERF" load --srt "127.0.0.1:$SRT_PORT" --srt-latency-ms 200 -n "$n" \
+    --input "$TS_LONG" --duration-s "$DUR" --ramp "${RAMP:-100}" \
     $(for p in ${pids//,/ }; do echo --gateway-pid "$p"; done) \
-    --label "$server srt n=$n #$tag" --out "$dir/run.json" >>"$OUT/bench.log" 2>&1 || true
-  local t1; t1=$(date +%s.%N)
-  kill "${push[@]}" 2>/dev/null || true; wait "${push[@]}" 2>/dev/null || true
+    --label "$server srt n=$n #$tag" --out "$json" "${args[@]}" >>"$OUT/bench.log" 2>&1 \
+    || log "srt load run $json failed"
   if [ "$server" = slt ]; then
     for i in ${pids//,/ }; do kill "$i" 2>/dev/null || true; done
     sleep 0.5
   else stop_sluice; fi
-  # Bytes ingested: the file's rate times the pushing time (the same estimate for both
-  # servers); for srt-live-transmit the bytes it delivered are recorded as a check.
-  local size dur rate
-  size=$(stat -c %s "$TS600"); dur=20
-  rate=$(awk "BEGIN{print $size/$dur}")
-  jq --argjson n "$n" --argjson r "$rate" --arg t0 "$t0" --arg t1 "$t1" \
+  # CPU per GB over the bytes the callers sent (the same count for both servers); the bytes
+  # srt-live-transmit delivered are recorded beside it as a check.
+  [ -f "$json" ] && jq --argjson n "$n" \
      --argjson got "$(cat "$dir"/bytes-* 2>/dev/null | awk '{s+=$1} END{print s+0}')" \
-     '. + {srt_streams:$n, srt_bytes_est:($n*$r*(($t1|tonumber)-($t0|tonumber))), srt_bytes_delivered:$got}
-      | . + {srt_cpu_s_per_gb: (if .srt_bytes_est>0 then .gw_cpu_s/(.srt_bytes_est/1e9) else 0 end)}' \
-     "$dir/run.json" >"$OUT/srt-$server-n$n-$tag.json"
-  log "srt $server n=$n: $(jq -r '.srt_cpu_s_per_gb|.*100|round/100' "$OUT/srt-$server-n$n-$tag.json") s/GB"
+     '. + {srt_streams:$n, srt_bytes_sent:.totals.bytes_sent, srt_bytes_delivered:$got, srt_cpu_s_per_gb:.gw_cpu_s_per_gb}' \
+     "$json" >"$json.tmp" && mv "$json.tmp" "$json"
+  annotate "$json" "$la"
+  log "srt $server n=$n: $(jq -r '"\(.srt_cpu_s_per_gb|.*100|round/100) s/GB, sent \(.totals.bytes_sent), delivered \(.srt_bytes_delivered), retransmitted \(.totals.srt_retransmitted)"' "$json" 2>/dev/null)"
 }
 
 HAVE_SLUICE=0
 if sluice_ok && start_sluice probe; then HAVE_SLUICE=1; stop_sluice; fi
 [ "$HAVE_SLUICE" = 1 ] || log "Sluice not available: peers only (figures for Sluice are blank)"
 A=sluice; [ "$HAVE_SLUICE" = 1 ] || A=""
+
+# ---- latency only: Sluice's forwarding and WHEP latency at a few stream counts ----
+if [ "$LAT_ONLY" = 1 ]; then
+  [ "$HAVE_SLUICE" = 1 ] || { log "--latency needs Sluice"; exit 1; }
+  DUR=${BENCH_LAT_DUR:-20}
+  for n in 1 20 100; do rtmp_run sluice "$n" 1 lat; done
+  WHEP=1 rtmp_run sluice 20 0 whep
+  for f in "$OUT"/rtmp-sluice-*-lat.json "$OUT"/rtmp-sluice-*-whep.json; do
+    [ -f "$f" ] && jq -r '"\(.args.label) (\(.commit), load \(.loadavg_before)): latency n=\(.latency.count) p50 \(.latency.p50_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms; rtp \(.totals.rtp_packets) packets, \(.totals.rtp_lost) lost, \(.totals.rtp_cached_frames // 0) cached frames; whep \(.totals.whep_connected) connected, \(.totals.whep_video_frames) video frames; server \(.gw_cpu_s_per_gb | . * 100 | round / 100) s/GB"' "$f"
+  done | tee "$OUT/summary.md"
+  log "results in $OUT"
+  exit 0
+fi
 
 # ---- ABAB pairs ----
 for n in $STREAMS; do
@@ -212,11 +277,19 @@ for p in $(seq "$PAIRS"); do
   for s in $order; do srt_run "$s" "$SRT_STREAMS" "$p"; done
 done
 
-# ---- capacity: ramp until the server passes 80% of its core; PSS slope on a fresh process ----
+# ---- capacity: ramp until the server passes 80% of its core; PSS slope on a fresh process.
+# Sluice runs twice: as configured by default, and with gop_cache_max_bytes = 0, whose PSS
+# slope is the memory per publisher without its GOP cache (the cache holds up to one GOP of
+# each stream: about 2 s x 600 kbps = 150 kB here). ----
 if [ "$CAPACITY" = 1 ]; then
+  CAP_N=${BENCH_CAP_STREAMS:-2000}
   for s in $A nginx; do
-    RAMP=40 DUR=60 rtmp_run "$s" 2000 0 cap --pss --sample-ms 1000
+    RAMP=40 DUR=$((CAP_N / 40 + 10)) rtmp_run "$s" "$CAP_N" 0 cap --pss --sample-ms 1000
   done
+  if [ -n "$A" ]; then
+    SLUICE_EXTRA="gop_cache_max_bytes = 0" RAMP=40 DUR=$((CAP_N / 40 + 10)) \
+      rtmp_run sluice "$CAP_N" 0 capnogop --pss --sample-ms 1000
+  fi
 fi
 
 # ---- summary ----

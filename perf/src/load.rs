@@ -27,7 +27,8 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 use crate::procstat::{self, TreeSample};
 use crate::rtmp_client::{ClientConfig, ClientEvent, Role, RtmpClient, State};
 use crate::rtp_rx::RtpCounter;
-use crate::sei;
+use crate::srt_caller::{CallerConfig, CallerState, SrtCaller};
+use crate::{sei, whep};
 
 /// Output is flushed to the socket once this much is pending, in flat-out mode.
 const FLUSH_BYTES: usize = 64 * 1024;
@@ -40,9 +41,27 @@ pub struct LoadArgs {
     /// RTMP application URL; stream names are appended: `rtmp://127.0.0.1:1935/live`.
     #[arg(long, default_value = "rtmp://127.0.0.1:1935/live")]
     pub rtmp: String,
-    /// FLV file replayed by every publisher (H.264 + AAC).
+    /// File replayed by every publisher: FLV (H.264 + AAC) for RTMP, MPEG-TS with `--srt`.
     #[arg(long)]
     pub input: PathBuf,
+    /// Publish over SRT instead of RTMP: the listener's `HOST:PORT`. Each publisher is an SRT
+    /// caller (`crate::srt_caller`) sending `--input` (MPEG-TS) in 1316-byte payloads, paced
+    /// by the file's PCR; its stream id is `--srt-streamid-prefix` + the stream name.
+    #[arg(long)]
+    pub srt: Option<SocketAddr>,
+    /// With `--srt`: stream `i` goes to port `PORT + i * step` (one listener per stream, as
+    /// with `srt-live-transmit`); 0 sends every stream to `PORT`.
+    #[arg(long, default_value_t = 0)]
+    pub srt_port_step: u16,
+    /// With `--srt`: latency proposed in the handshake, ms.
+    #[arg(long, default_value_t = 120)]
+    pub srt_latency_ms: u16,
+    /// With `--srt`: text put before each stream name to form the stream id.
+    #[arg(long, default_value = "")]
+    pub srt_streamid_prefix: String,
+    /// With `--srt`: data packets each caller keeps for retransmission.
+    #[arg(long, default_value_t = 512)]
+    pub srt_send_buffer: usize,
     /// Number of RTMP publishers.
     #[arg(long, short = 'n', default_value_t = 1)]
     pub publishers: usize,
@@ -59,6 +78,19 @@ pub struct LoadArgs {
     /// and `+ 2` (audio), on 127.0.0.1.
     #[arg(long, default_value_t = 0)]
     pub rtp_receivers: usize,
+    /// WHEP viewers per stream (str0m peers: ICE, DTLS, SRTP), against `--whep-url`.
+    #[arg(long, default_value_t = 0)]
+    pub whep_viewers: usize,
+    /// WHEP endpoint without the channel: viewer of stream `i` POSTs its offer to
+    /// `<url>/<whep-channel-prefix><i>`, e.g. `http://127.0.0.1:8081/whep/APPID`.
+    #[arg(long, default_value = "")]
+    pub whep_url: String,
+    /// Channel name prefix of stream `i` for `--whep-url`.
+    #[arg(long, default_value = "c")]
+    pub whep_channel_prefix: String,
+    /// Seconds between a publisher starting and its WHEP viewers offering.
+    #[arg(long, default_value_t = 2.0)]
+    pub whep_delay_s: f64,
     /// First RTP receiver port.
     #[arg(long, default_value_t = 40000)]
     pub rtp_base_port: u16,
@@ -108,6 +140,16 @@ struct Media {
 }
 
 impl Media {
+    /// No FLV (SRT runs).
+    fn empty() -> Self {
+        Self {
+            tags: Vec::new(),
+            is_config: Vec::new(),
+            loop_ms: 1,
+            length_size: 4,
+        }
+    }
+
     fn load(path: &PathBuf) -> anyhow::Result<Self> {
         let data = Bytes::from(
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -181,17 +223,101 @@ pub struct Totals {
     pub rtp_bytes: u64,
     /// RTP video frames (marker bits) received.
     pub rtp_frames: u64,
+    /// RTP frames with a marker sent before their receiver's first packet arrived (the GOP
+    /// cache replayed to a new forwarder): counted here, kept out of the latency histogram.
+    pub rtp_cached_frames: u64,
     /// RTP packets missing by sequence number.
     pub rtp_lost: u64,
     /// RTP loss bursts.
     pub rtp_gaps: u64,
+    /// SRT data packets sent (first transmissions).
+    pub srt_packets: u64,
+    /// SRT data packets retransmitted on NAK.
+    pub srt_retransmitted: u64,
+    /// SRT NAKs received.
+    pub srt_naks: u64,
+    /// Sequence numbers NAKed after they left the send buffer.
+    pub srt_nak_unavailable: u64,
+    /// SRT ACKs received.
+    pub srt_acks: u64,
+    /// WHEP viewers that completed ICE and DTLS.
+    pub whep_connected: u64,
+    /// WHEP viewers live right now.
+    pub whep_live: u64,
+    /// Video frames WHEP viewers depacketized.
+    pub whep_video_frames: u64,
+    /// Audio frames WHEP viewers depacketized.
+    pub whep_audio_frames: u64,
+    /// Media bytes WHEP viewers received (depacketized).
+    pub whep_bytes: u64,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+}
+
+/// An MPEG-TS file cut into SRT payloads, parsed once and shared by every SRT publisher.
+struct TsMedia {
+    /// Payloads of 7 TS packets (the last may be shorter), slices of the file.
+    chunks: Vec<Bytes>,
+    /// Send time of each chunk, µs from the first PCR.
+    at_us: Vec<u64>,
+    /// Length of one pass, µs.
+    loop_us: u64,
+}
+
+/// TS packets per SRT payload: 7 x 188 = 1316 bytes, the usual SRT/UDP payload.
+const TS_PER_CHUNK: usize = 7;
+
+impl TsMedia {
+    fn load(path: &PathBuf) -> anyhow::Result<Self> {
+        use sluice_proto::ts::packet::{PACKET_SIZE, PacketHeader};
+        let data = Bytes::from(
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        );
+        if data.len() < PACKET_SIZE || data.first() != Some(&0x47) {
+            bail!("{} is not an MPEG-TS file", path.display());
+        }
+        // Pace on the first PID that carries a PCR: each chunk goes out at the last PCR seen
+        // at its start (packets before the first PCR go at once).
+        let mut pcr_pid = None;
+        let (mut first, mut last) = (None::<u64>, 0u64);
+        let mut chunks = Vec::new();
+        let mut at_us = Vec::new();
+        for start in (0..data.len()).step_by(PACKET_SIZE * TS_PER_CHUNK) {
+            let end = (start + PACKET_SIZE * TS_PER_CHUNK).min(data.len());
+            at_us.push(last);
+            chunks.push(data.slice(start..end));
+            for p in data[start..end].chunks_exact(PACKET_SIZE) {
+                let Ok(h) = PacketHeader::parse(p) else {
+                    continue;
+                };
+                let Some(pcr) = h.adaptation.and_then(|a| a.pcr) else {
+                    continue;
+                };
+                if *pcr_pid.get_or_insert(h.pid) != h.pid {
+                    continue;
+                }
+                let t = pcr.to_27mhz() / 27;
+                let f = *first.get_or_insert(t);
+                last = t.saturating_sub(f).max(last);
+            }
+        }
+        if first.is_none() {
+            bail!("{}: no PCR to pace on", path.display());
+        }
+        // One average chunk interval past the last, so passes do not overlap.
+        let loop_us = last + last / chunks.len().max(1) as u64;
+        Ok(Self {
+            chunks,
+            at_us,
+            loop_us,
+        })
+    }
 }
 
 struct Ctx {
     args: LoadArgs,
     media: Media,
+    ts: Option<TsMedia>,
     stop: Cell<bool>,
     t: RefCell<Totals>,
     /// Latency over the whole run, µs.
@@ -294,12 +420,16 @@ pub struct RunResult {
 
 /// Runs the load and returns its result (also written to `--out` with a summary and plots).
 pub fn run(args: LoadArgs) -> anyhow::Result<RunResult> {
-    let media = Media::load(&args.input)?;
+    let (media, ts) = if args.srt.is_some() {
+        (Media::empty(), Some(TsMedia::load(&args.input)?))
+    } else {
+        (Media::load(&args.input)?, None)
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    let result = local.block_on(&rt, run_async(args, media))?;
+    let result = local.block_on(&rt, run_async(args, media, ts))?;
     if let Some(out) = &result.args.out {
         std::fs::write(out, serde_json::to_vec_pretty(&result)?)?;
         let txt = out.with_extension("txt");
@@ -310,7 +440,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<RunResult> {
     Ok(result)
 }
 
-async fn run_async(args: LoadArgs, media: Media) -> anyhow::Result<RunResult> {
+async fn run_async(args: LoadArgs, media: Media, ts: Option<TsMedia>) -> anyhow::Result<RunResult> {
     let names: Vec<String> = match &args.keys_file {
         Some(p) => std::fs::read_to_string(p)?
             .lines()
@@ -333,6 +463,7 @@ async fn run_async(args: LoadArgs, media: Media) -> anyhow::Result<RunResult> {
     let ctx = Rc::new(Ctx {
         args: args.clone(),
         media,
+        ts,
         stop: Cell::new(false),
         t: RefCell::default(),
         hist: RefCell::new(histogram()),
@@ -365,6 +496,19 @@ async fn run_async(args: LoadArgs, media: Media) -> anyhow::Result<RunResult> {
         if Instant::now() >= deadline {
             break;
         }
+        if let Some(mut addr) = args.srt {
+            let port = u32::from(addr.port()) + u32::from(args.srt_port_step) * i as u32;
+            addr.set_port(u16::try_from(port).context("SRT port beyond 65535")?);
+            let sid = format!("{}{name}", args.srt_streamid_prefix).into_bytes();
+            tasks.push(tokio::task::spawn_local(srt_publisher(
+                addr,
+                sid,
+                ctx.clone(),
+                i as u64,
+            )));
+            sleep_until(Instant::now() + gap).await;
+            continue;
+        }
         let url = format!("{base}/{name}");
         tasks.push(tokio::task::spawn_local(publisher(
             url.clone(),
@@ -373,6 +517,14 @@ async fn run_async(args: LoadArgs, media: Media) -> anyhow::Result<RunResult> {
         )));
         for _ in 0..args.players {
             tasks.push(tokio::task::spawn_local(player(url.clone(), ctx.clone())));
+        }
+        for _ in 0..args.whep_viewers {
+            let wurl = format!(
+                "{}/{}{i}",
+                args.whep_url.trim_end_matches('/'),
+                args.whep_channel_prefix
+            );
+            tasks.push(tokio::task::spawn_local(whep_viewer(wurl, ctx.clone())));
         }
         sleep_until(Instant::now() + gap).await;
     }
@@ -662,6 +814,205 @@ fn handle_server(
     Ok(acked)
 }
 
+async fn srt_publisher(addr: SocketAddr, stream_id: Vec<u8>, ctx: Rc<Ctx>, idx: u64) {
+    let mut round = 0u64;
+    while !ctx.stop.get() {
+        ctx.t.borrow_mut().publish_attempts += 1;
+        // Socket ids and ISNs only need to differ between callers of one process.
+        let id = (idx as u32)
+            .wrapping_mul(7919)
+            .wrapping_add(round as u32)
+            .wrapping_add(1)
+            & 0x3FFF_FFFF;
+        let cfg = CallerConfig {
+            socket_id: id.max(1),
+            isn: id.wrapping_mul(2_654_435_761) & 0x7FFF_FFFF,
+            stream_id: stream_id.clone(),
+            latency_ms: ctx.args.srt_latency_ms,
+            peer_ip: addr.ip(),
+            send_buffer: ctx.args.srt_send_buffer,
+        };
+        if let Err(e) = srt_publish_once(addr, cfg, &ctx).await {
+            ctx.error(format!("srt publish: {e:#}"));
+            sleep(Duration::from_millis(500)).await;
+        }
+        round += 1;
+        if ctx.args.reconnect_s <= 0.0 {
+            break;
+        }
+    }
+}
+
+/// Timer period of an SRT caller (handshake resends, keep-alives).
+const SRT_TICK: Duration = Duration::from_millis(50);
+
+async fn srt_flush(c: &mut SrtCaller, sock: &UdpSocket) -> anyhow::Result<()> {
+    while let Some(d) = c.poll_output() {
+        sock.send(&d).await.context("SRT send")?;
+    }
+    Ok(())
+}
+
+/// Feeds what the socket has to the caller, waiting at most until `until`.
+async fn srt_wait(
+    c: &mut SrtCaller,
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    until: Instant,
+    clock: Instant,
+) -> anyhow::Result<()> {
+    let us = |i: Instant| i.duration_since(clock).as_micros() as u64;
+    tokio::select! {
+        _ = sleep_until(until) => {}
+        r = sock.recv(buf) => {
+            let n = r.context("SRT receive")?;
+            // Copy: control packets (ACK, NAK; tens of bytes) out of the reused buffer.
+            c.handle(Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()), us(Instant::now()));
+            // Drain what else is queued without waiting.
+            while let Ok(n) = sock.try_recv(buf) {
+                c.handle(Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()), us(Instant::now()));
+            }
+        }
+    }
+    c.tick(us(Instant::now()));
+    srt_flush(c, sock).await
+}
+
+async fn srt_publish_once(addr: SocketAddr, cfg: CallerConfig, ctx: &Ctx) -> anyhow::Result<()> {
+    let Some(m) = &ctx.ts else {
+        bail!("no TS media");
+    };
+    let sock = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    sock.connect(addr).await?;
+    let clock = Instant::now();
+    let us = |i: Instant| i.duration_since(clock).as_micros() as u64;
+    let mut c = SrtCaller::new(cfg, 0);
+    let mut buf = vec![0u8; 2048];
+    srt_flush(&mut c, &sock).await?;
+    while c.state() != CallerState::Connected {
+        if let CallerState::Closed(r) = c.state() {
+            bail!("handshake: {r:?}");
+        }
+        if ctx.stop.get() {
+            bail!("stopped");
+        }
+        srt_wait(&mut c, &sock, &mut buf, Instant::now() + SRT_TICK, clock).await?;
+    }
+    {
+        let mut t = ctx.t.borrow_mut();
+        t.publish_started += 1;
+        t.publishers_live += 1;
+    }
+    let t0 = Instant::now();
+    let end =
+        (ctx.args.reconnect_s > 0.0).then(|| t0 + Duration::from_secs_f64(ctx.args.reconnect_s));
+    let r: anyhow::Result<()> = async {
+        let (mut i, mut pass) = (0usize, 0u64);
+        loop {
+            if ctx.stop.get() || end.is_some_and(|e| Instant::now() >= e) {
+                return Ok(());
+            }
+            if let CallerState::Closed(r) = c.state() {
+                bail!("closed: {r:?}");
+            }
+            let (Some(chunk), Some(at)) = (m.chunks.get(i), m.at_us.get(i)) else {
+                i = 0;
+                pass += 1;
+                continue;
+            };
+            let due = t0 + Duration::from_micros(at + pass * m.loop_us);
+            let now = Instant::now();
+            if !ctx.args.flat && due > now {
+                srt_wait(&mut c, &sock, &mut buf, due.min(now + SRT_TICK), clock).await?;
+                continue;
+            }
+            c.send(chunk.clone(), us(now))?;
+            srt_flush(&mut c, &sock).await?;
+            ctx.t.borrow_mut().bytes_sent += chunk.len() as u64;
+            ctx.t.borrow_mut().media_bytes_sent += chunk.len() as u64;
+            i += 1;
+            if ctx.args.flat {
+                // Flat out still answers ACKs and NAKs.
+                while let Ok(n) = sock.try_recv(&mut buf) {
+                    c.handle(
+                        Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()),
+                        us(Instant::now()),
+                    );
+                }
+                srt_flush(&mut c, &sock).await?;
+            }
+        }
+    }
+    .await;
+    c.close(us(Instant::now()));
+    let _ = srt_flush(&mut c, &sock).await;
+    let s = c.stats();
+    let mut t = ctx.t.borrow_mut();
+    t.publishers_live -= 1;
+    t.srt_packets += s.packets;
+    t.srt_retransmitted += s.retransmitted;
+    t.srt_naks += s.naks;
+    t.srt_nak_unavailable += s.nak_unavailable;
+    t.srt_acks += s.acks;
+    r
+}
+
+async fn whep_viewer(url: String, ctx: Rc<Ctx>) {
+    sleep(Duration::from_secs_f64(ctx.args.whep_delay_s.max(0.0))).await;
+    let mut last_err = None;
+    // Retry while the stream is not live yet (404) or setup fails, until the run ends.
+    while !ctx.stop.get() {
+        let mut st = whep::ViewerStats::default();
+        let mut counted = whep::ViewerStats::default();
+        let mut live = false;
+        let mut first_ns = None;
+        let r = whep::run_viewer(
+            &url,
+            || ctx.stop.get(),
+            |au| {
+                let now = now_ns();
+                // As for RTP: frames sent before the first one arrived are the cached GOP.
+                let first = *first_ns.get_or_insert(now);
+                if let Some(sent) = sei::find_in_annexb(au)
+                    && sent >= first
+                {
+                    ctx.latency(now.saturating_sub(sent));
+                }
+            },
+            &mut st,
+            &mut |st: &whep::ViewerStats| {
+                let mut t = ctx.t.borrow_mut();
+                if st.connected && !live {
+                    live = true;
+                    t.whep_connected += 1;
+                    t.whep_live += 1;
+                }
+                t.whep_video_frames += st.video_frames - counted.video_frames;
+                t.whep_audio_frames += st.audio_frames - counted.audio_frames;
+                t.whep_bytes += st.bytes - counted.bytes;
+                counted = *st;
+            },
+        )
+        .await;
+        if live {
+            ctx.t.borrow_mut().whep_live -= 1;
+        }
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                last_err = Some(format!("{e:#}"));
+                if live {
+                    break;
+                }
+                sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    if let Some(e) = last_err {
+        ctx.error(format!("whep: {e}"));
+    }
+}
+
 async fn player(url: String, ctx: Rc<Ctx>) {
     if let Err(e) = play_once(&url, &ctx).await {
         ctx.error(format!("play: {e:#}"));
@@ -722,15 +1073,24 @@ async fn play_once(url: &str, ctx: &Ctx) -> anyhow::Result<()> {
 async fn rtp_receiver(sock: UdpSocket, ctx: Rc<Ctx>) {
     let mut c = RtpCounter::default();
     let mut buf = vec![0u8; 2048];
+    // Arrival of this receiver's first packet: frames sent before it are the GOP cache
+    // replayed to a new forwarder, not forwarding latency.
+    let mut first_rx_ns = None;
     while !ctx.stop.get() {
         let n = match timeout(Duration::from_millis(200), sock.recv(&mut buf)).await {
             Ok(Ok(n)) => n,
             Ok(Err(_)) | Err(_) => continue,
         };
         let before = c.clone();
-        let lat = c.handle(buf.get(..n).unwrap_or_default(), now_ns());
+        let now = now_ns();
+        let first = *first_rx_ns.get_or_insert(now);
+        let lat = c.handle(buf.get(..n).unwrap_or_default(), now);
         if let Some(ns) = lat {
-            ctx.latency(ns);
+            if now.saturating_sub(ns) >= first {
+                ctx.latency(ns);
+            } else {
+                ctx.t.borrow_mut().rtp_cached_frames += 1;
+            }
         }
         let mut t = ctx.t.borrow_mut();
         t.rtp_packets += c.packets - before.packets;
@@ -765,6 +1125,23 @@ pub fn summary(r: &RunResult) -> String {
         t.bytes_acked as f64 / 1e6,
         t.frames_sent
     );
+    if r.args.srt.is_some() {
+        let _ = writeln!(
+            s,
+            "  srt: {} packets, {} retransmitted on {} NAKs ({} no longer buffered), {} ACKs",
+            t.srt_packets, t.srt_retransmitted, t.srt_naks, t.srt_nak_unavailable, t.srt_acks
+        );
+    }
+    if r.args.whep_viewers > 0 {
+        let _ = writeln!(
+            s,
+            "  whep: {} connected; {} video frames, {} audio frames, {:.1} MB",
+            t.whep_connected,
+            t.whep_video_frames,
+            t.whep_audio_frames,
+            t.whep_bytes as f64 / 1e6
+        );
+    }
     if r.args.players > 0 {
         let _ = writeln!(
             s,
@@ -778,8 +1155,8 @@ pub fn summary(r: &RunResult) -> String {
     if r.args.rtp_receivers > 0 {
         let _ = writeln!(
             s,
-            "  rtp: {} packets, {} frames, {} lost in {} gaps",
-            t.rtp_packets, t.rtp_frames, t.rtp_lost, t.rtp_gaps
+            "  rtp: {} packets, {} frames ({} replayed from the GOP cache), {} lost in {} gaps",
+            t.rtp_packets, t.rtp_frames, t.rtp_cached_frames, t.rtp_lost, t.rtp_gaps
         );
     }
     let l = &r.latency;

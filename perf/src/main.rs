@@ -22,13 +22,13 @@ enum Cmd {
     Impair(impair::ImpairArgs),
     /// RTMP publishers, RTMP players and RTP receivers against a server, with latency
     /// markers and the server's CPU and memory sampled from /proc.
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Impair(a) => impair::run(a),
-        Cmd::Load(a) => load::run(a).map(|_| ()),
+        Cmd::Load(a) => load::run(*a).map(|_| ()),
     }
 }

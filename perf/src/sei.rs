@@ -154,6 +154,38 @@ pub fn find_in_rtp_payload(payload: &[u8]) -> Option<u64> {
     }
 }
 
+/// Finds a marker in an Annex-B access unit (what a WebRTC receiver depacketizes): looks at
+/// the NAL units before the first slice (the marker is put in front of the slices).
+pub fn find_in_annexb(au: &[u8]) -> Option<u64> {
+    let mut starts = Vec::with_capacity(8);
+    let mut i = 0;
+    // Start codes of the NAL units up to the first slice; never more than 8 looked at.
+    while i + 3 <= au.len() && starts.len() < 8 {
+        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
+            let at = i + 3;
+            starts.push(at);
+            if matches!(au.get(at).map(|h| h & 0x1F), Some(1 | 5)) {
+                break;
+            }
+            i = at;
+        } else {
+            i += 1;
+        }
+    }
+    for (k, &at) in starts.iter().enumerate() {
+        // A NAL ends where the next start code (and its leading zero, if 4 bytes) begins.
+        let end = starts.get(k + 1).map_or(au.len(), |&n| n.saturating_sub(3));
+        let mut nal = au.get(at..end.max(at))?;
+        while nal.last() == Some(&0) {
+            nal = &nal[..nal.len() - 1];
+        }
+        if let Some(t) = parse_marker(nal) {
+            return Some(t);
+        }
+    }
+    None
+}
+
 /// The NALU length size (1, 2 or 4) from an FLV AVC sequence header body
 /// (`AVCDecoderConfigurationRecord`, ISO/IEC 14496-15 5.3.3.1), if `body` is one.
 pub fn avc_length_size(body: &Bytes) -> Option<u8> {
@@ -167,6 +199,22 @@ pub fn avc_length_size(body: &Bytes) -> Option<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn marker_found_in_annexb_access_unit() {
+        let mut au = vec![0, 0, 0, 1, 0x09, 0xF0]; // AUD, 4-byte start code
+        au.extend_from_slice(&[0, 0, 1]);
+        au.extend_from_slice(&marker_nal(0x0102_0000_0000_0304));
+        au.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x41]); // IDR slice
+        assert_eq!(find_in_annexb(&au), Some(0x0102_0000_0000_0304));
+        // No marker, or a marker after the first slice: none.
+        assert_eq!(find_in_annexb(&[0, 0, 1, 0x65, 1, 2, 3]), None);
+        let mut late = vec![0, 0, 1, 0x65, 1];
+        late.extend_from_slice(&[0, 0, 1]);
+        late.extend_from_slice(&marker_nal(5));
+        assert_eq!(find_in_annexb(&late), None);
+        assert_eq!(find_in_annexb(&[0, 0]), None);
+    }
 
     #[test]
     fn marker_round_trip_plain() {
