@@ -17,6 +17,14 @@ fn chromium_plays_rtmp_h264_over_whep() {
     let key = gw.create_key("whepchan", "2001");
     let publisher = ffmpeg_publish_rtmp(&gw.rtmp_url(&key), 60, &["-tune", "zerolatency"]);
     gw.wait_online("whepchan", Duration::from_secs(15));
+    // Nobody watches yet: the AAC is not transcoded (the Opus is only for WebRTC viewers).
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = http("GET", gw.http_port, "/api/webrtc-stats", None, None).expect("stats");
+    let idle: serde_json::Value = serde_json::from_slice(&idle.body).unwrap_or_default();
+    assert_eq!(
+        idle["audioOpusFrames"], 0,
+        "transcoding without viewers: {idle}"
+    );
 
     let url = format!(
         "http://127.0.0.1:{}/watch/{}/whepchan",

@@ -286,7 +286,14 @@ impl Stream {
                 let len = frame.data.len() as u64;
                 self.bytes_in_audio += len;
                 self.window_bytes += len;
-                if let Some(t) = &self.aac_to_opus {
+                // Transcode only while someone watches over WebRTC (here or, for a
+                // channel-level session, on another core): the Opus is for WebRTC alone, and
+                // decoding and encoding every stream's audio with nobody listening was most
+                // of the dataplane's CPU in the load runs. A viewer that joins starts getting
+                // Opus from the next AAC frame.
+                if let Some(t) = &self.aac_to_opus
+                    && ctx.webrtc.has_viewers(&self.sid)
+                {
                     // Never blocks: a full transcoder queue drops the frame and counts it.
                     t.push(frame.pts, frame.data.clone());
                 }
