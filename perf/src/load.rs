@@ -30,6 +30,9 @@ use crate::rtp_rx::RtpCounter;
 use crate::srt_caller::{CallerConfig, CallerState, SrtCaller};
 use crate::{sei, whep};
 
+/// Receive buffer asked for on each RTP receiver socket (see where it is set).
+const RTP_RECV_BUFFER: usize = 4 << 20;
+
 /// Output is flushed to the socket once this much is pending, in flat-out mode.
 const FLUSH_BYTES: usize = 64 * 1024;
 /// Longest wait for `publish`/`play` to be accepted.
@@ -483,6 +486,14 @@ async fn run_async(args: LoadArgs, media: Media, ts: Option<TsMedia>) -> anyhow:
                 let sock = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], p)))
                     .await
                     .with_context(|| format!("binding RTP receiver port {p}"))?;
+                // A forwarder attached to a live stream first replays its cached GOP (up to
+                // ~2 s of media in one burst); the default receive buffer (~200 kB of
+                // truesize, ~100 datagrams) overflows on it and the tool would count the
+                // loss against the gateway. Ask for 4 MiB (capped by net.core.rmem_max).
+                if let Err(e) = socket2::SockRef::from(&sock).set_recv_buffer_size(RTP_RECV_BUFFER)
+                {
+                    eprintln!("warning: cannot enlarge the RTP receive buffer: {e}");
+                }
                 tokio::task::spawn_local(rtp_receiver(sock, ctx.clone()));
             }
         }
