@@ -673,7 +673,8 @@ fn online_bytes(gw: &Gateway, sid: &str) -> u64 {
 fn retried_refusals_are_all_counted_but_events_are_rate_limited() {
     let gw = Gateway::start();
     let ts = make_ts(gw.dir.path());
-    let attempts = 6;
+    let attempts: u64 = 6;
+    let start = Instant::now();
     for _ in 0..attempts {
         let out = srt_live_transmit(
             &ts,
@@ -685,18 +686,29 @@ fn retried_refusals_are_all_counted_but_events_are_rate_limited() {
         );
         assert!(out.contains("REJECT"), "{out}");
     }
-    // Every refusal counted; the event log holds the burst allowed per source IP (3), the
-    // rest counted as suppressed.
+    let elapsed = start.elapsed();
+    // Every refusal counted; the event log holds the burst allowed per source IP (3) plus one
+    // per 10 s the attempts took (a slow machine spreads them out), the rest counted as
+    // suppressed: logged and suppressed add up to the attempts exactly.
     assert_eq!(
         counter(&gw, sluice_table::Counter::RefusedIllegalKey),
         attempts
     );
-    let aborted = aborted_events(&gw);
-    assert_eq!(aborted.len(), 3, "{aborted:?}");
-    assert_eq!(
-        counter(&gw, sluice_table::Counter::RefusalEventsSuppressed),
-        attempts - 3
+    let logged = aborted_events(&gw).len() as u64;
+    let suppressed = counter(&gw, sluice_table::Counter::RefusalEventsSuppressed);
+    let allowed = 3 + elapsed.as_secs() / 10;
+    assert!(
+        (3..=allowed).contains(&logged),
+        "{logged} aborted events for {attempts} refusals in {elapsed:?} (allowed 3..={allowed})"
     );
+    assert_eq!(
+        logged + suppressed,
+        attempts,
+        "{logged} logged, {suppressed} suppressed"
+    );
+    if allowed < attempts {
+        assert!(suppressed >= 1, "nothing suppressed in {elapsed:?}");
+    }
 }
 
 #[test]
