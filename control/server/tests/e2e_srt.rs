@@ -12,31 +12,9 @@ use support::*;
 
 const PASSPHRASE: &str = "correct-horse-battery";
 
-/// An ffmpeg publishing synthetic video + audio as MPEG-TS over SRT.
+/// An ffmpeg publishing synthetic video + audio as MPEG-TS over SRT (the shared helper).
 fn ffmpeg_publish_srt(url: &str, seconds: u32, video: &[&str], audio: &[&str]) -> Child {
-    require_tool("ffmpeg");
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &seconds.to_string(),
-        "-pix_fmt",
-        "yuv420p",
-    ]);
-    cmd.args(video).args(audio).args(["-f", "mpegts", url]);
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    cmd.spawn().expect("spawning ffmpeg")
+    ffmpeg_publish_srt_with(url, seconds, video, audio)
 }
 
 const H264: &[&str] = &[
