@@ -12,6 +12,7 @@ mod gso;
 mod http;
 mod ingest;
 mod packetize;
+mod recv;
 mod registry;
 mod rtmp_ingest;
 mod srt_ingest;

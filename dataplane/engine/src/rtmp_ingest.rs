@@ -1,9 +1,10 @@
 //! RTMP ingest: one task per TCP connection.
 //!
-//! Bytes are read into a large `BytesMut`; each read is split off and frozen into a `Bytes`
-//! that the sans-IO session (`sluice_proto::rtmp`) slices into messages and NAL units without
-//! copying. The allocation is freed when the last slice referring to it is dropped (after the
-//! packetizer and the GOP cache are done with it).
+//! Bytes are read into the core's shared receive arena ([`crate::recv`]); each read comes out
+//! as a frozen `Bytes` that the sans-IO session (`sluice_proto::rtmp`) slices into messages
+//! and NAL units without copying. An arena chunk is freed when the last slice referring to it
+//! is dropped (after the packetizer and the GOP cache are done with it). A connection holds
+//! no receive buffer of its own while it waits.
 //!
 //! A connection arrives on whichever core the kernel picked. Once its publish is admitted, the
 //! stream's owner core is known (see [`crate::ingest::owner_of`]); when that is another core,
@@ -18,8 +19,7 @@ use std::rc::Rc;
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use sluice_proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
@@ -28,9 +28,6 @@ use crate::ingest::{self, AdmittedStream};
 use crate::registry::IpGuard;
 use crate::stream::Stream;
 
-/// Size of each receive allocation. Large reads mean few syscalls; the buffer is shared by
-/// every message sliced out of it.
-const RECV_BUFFER: usize = 64 * 1024;
 /// How often a blocked read wakes up to check kicks and timeouts.
 const READ_POLL: Duration = Duration::from_millis(250);
 
@@ -38,7 +35,6 @@ const READ_POLL: Duration = Duration::from_millis(250);
 pub struct Handoff {
     fd: OwnedFd,
     session: ServerSession,
-    rx: BytesMut,
     peer: Option<SocketAddr>,
     ip_guard: IpGuard,
     admitted: AdmittedStream,
@@ -48,7 +44,6 @@ pub struct Handoff {
 struct Conn {
     conn: TcpStream,
     session: ServerSession,
-    rx: BytesMut,
     peer: Option<SocketAddr>,
     ip_guard: IpGuard,
 }
@@ -82,7 +77,6 @@ pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
     let c = Conn {
         conn,
         session,
-        rx: BytesMut::new(),
         peer,
         ip_guard,
     };
@@ -101,7 +95,6 @@ pub async fn resume(h: Handoff, ctx: Rc<CoreCtx>) {
     let c = Conn {
         conn,
         session: h.session,
-        rx: h.rx,
         peer: h.peer,
         ip_guard: h.ip_guard,
     };
@@ -136,7 +129,7 @@ async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<Co
                 return;
             };
             // The duplicate keeps the socket open when this core's handle is dropped; no
-            // read is in flight on it, so the owner core sees every byte after `c.rx`.
+            // read is in flight on it, so the owner core sees every byte the session has not.
             let fd = match rustix_dup(c.conn.as_raw_fd()) {
                 Ok(fd) => fd,
                 Err(e) => {
@@ -147,7 +140,6 @@ async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<Co
             let Conn {
                 conn,
                 session,
-                rx,
                 peer,
                 ip_guard,
             } = c;
@@ -155,7 +147,6 @@ async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<Co
             let h = Handoff {
                 fd,
                 session,
-                rx,
                 peer,
                 ip_guard,
                 admitted: *admitted,
@@ -181,18 +172,9 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
         return exit;
     }
     loop {
-        if c.rx.capacity() < 4096 {
-            c.rx = BytesMut::with_capacity(RECV_BUFFER);
-        }
-        // glommio's read wants an initialised slice; zeroing once per allocation is far
-        // cheaper than a copy per message (after a split the remainder stays initialised).
-        if c.rx.len() < c.rx.capacity() {
-            let cap = c.rx.capacity();
-            c.rx.resize(cap, 0);
-        }
-        let n = match c.conn.read(&mut c.rx[..]).await {
-            Ok(0) => return Exit::Closed(Ok(())),
-            Ok(n) => n,
+        let data = match ctx.recv.read(&mut c.conn).await {
+            Ok(d) if d.is_empty() => return Exit::Closed(Ok(())),
+            Ok(d) => d,
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut
                     || e.kind() == std::io::ErrorKind::WouldBlock =>
@@ -212,7 +194,6 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
             }
             Err(e) => return Exit::Closed(Err(e.into())),
         };
-        let data = c.rx.split_to(n).freeze();
         if let Err(e) = c.session.handle_input(data) {
             ctx.shared.count(sluice_table::Counter::ProtocolErrors, 1);
             return Exit::Closed(Err(anyhow::anyhow!("protocol error from peer: {e}")));

@@ -214,6 +214,10 @@ impl Sink {
 /// Longest the task sleeps between timer checks. Half the ACK period, so ACKs go out within
 /// a few milliseconds of their 10 ms schedule.
 pub const TICK: Duration = Duration::from_millis(5);
+/// The read timeout while the core serves no SRT connection: nothing is then due but the
+/// expiry of remembered rejections, and an idle gateway should not wake 200 times a second
+/// (that idle wake-up was most of Sluice's CPU in a 20-stream RTMP run).
+pub const IDLE_TICK: Duration = Duration::from_millis(250);
 /// Most SRT connections one core serves; further callers are rejected with
 /// `SRT_REJX_OVERLOAD`. Guards memory: each connection may buffer up to
 /// `receiver::RECV_BUFFER_CAP` packets.
@@ -336,10 +340,20 @@ pub async fn serve(ctx: Rc<CoreCtx>) {
 
 impl Core {
     async fn run(&mut self) {
-        let _ = self.socket.set_read_timeout(Some(TICK));
         let mut rx = BytesMut::new();
         let mut next_tick = Instant::now() + TICK;
+        let mut idle = None;
         loop {
+            // Setting the timeout only stores it for the next read.
+            if idle != Some(self.conns.is_empty()) {
+                idle = Some(self.conns.is_empty());
+                let t = if self.conns.is_empty() {
+                    IDLE_TICK
+                } else {
+                    TICK
+                };
+                let _ = self.socket.set_read_timeout(Some(t));
+            }
             if rx.capacity() < MAX_DATAGRAM {
                 rx = BytesMut::with_capacity(RECV_CHUNK);
             }

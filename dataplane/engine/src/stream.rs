@@ -124,6 +124,9 @@ pub struct Stream {
     viewers: u32,
     /// AAC is transcoded to Opus for WebRTC (template `audio.enabled`, on by default).
     transcode_audio: bool,
+    /// The current audio track is AAC that the transcoder accepts (and `transcode_audio`):
+    /// WebRTC is offered Opus. The transcoder itself runs only while there are viewers.
+    opus_offered: bool,
     aac_to_opus: Option<sluice_transcode::AacToOpus>,
     /// Packetizer of the transcoded Opus track (WebRTC only; forwarders keep AAC).
     opus_rtp: Option<AudioRtp>,
@@ -212,6 +215,7 @@ impl Stream {
             listing,
             viewers: 0,
             transcode_audio,
+            opus_offered: false,
             aac_to_opus: None,
             opus_rtp: None,
         };
@@ -233,17 +237,28 @@ impl Stream {
         self.last_media_ms = now;
         match ev {
             MediaEvent::VideoConfig(mut cfg) => {
+                // Kept for the stream's life: copied out of the receive buffer (see
+                // `VideoConfig::detach`).
+                cfg.detach();
                 crate::packetize::complete_video_config(&mut cfg);
                 self.video = VideoRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
                 self.announce_webrtc_codecs();
             }
-            MediaEvent::AudioConfig(cfg) => {
+            MediaEvent::AudioConfig(mut cfg) => {
+                cfg.detach();
                 self.aac_to_opus = None;
                 self.opus_rtp = None;
-                if cfg.codec == AudioCodec::Aac && self.transcode_audio {
-                    self.start_transcoder(&cfg, ctx);
-                }
+                self.opus_offered = cfg.codec == AudioCodec::Aac
+                    && self.transcode_audio
+                    && match sluice_transcode::check_input(&aac_input(&cfg)) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(sid = %self.sid, error = %e,
+                                "AAC audio not transcoded for WebRTC");
+                            false
+                        }
+                    };
                 self.audio = AudioRtp::new(cfg, ctx.shared.cfg.rtp_payload_mtu);
                 self.profile_announced = false;
                 self.announce_webrtc_codecs();
@@ -291,11 +306,18 @@ impl Stream {
                 // decoding and encoding every stream's audio with nobody listening was most
                 // of the dataplane's CPU in the load runs. A viewer that joins starts getting
                 // Opus from the next AAC frame.
-                if let Some(t) = &self.aac_to_opus
-                    && ctx.webrtc.has_viewers(&self.sid)
-                {
-                    // Never blocks: a full transcoder queue drops the frame and counts it.
-                    t.push(frame.pts, frame.data.clone());
+                // The transcoder (decoder and encoder state, ~60 kB) is opened when the first
+                // viewer wants audio and closed when the last one leaves (`on_tick`).
+                if self.opus_offered && ctx.webrtc.has_viewers(&self.sid) {
+                    if self.aac_to_opus.is_none()
+                        && let Some(cfg) = self.audio.as_ref().map(|a| a.config().clone())
+                    {
+                        self.start_transcoder(&cfg, ctx);
+                    }
+                    if let Some(t) = &self.aac_to_opus {
+                        // Never blocks: a full transcoder queue drops the frame and counts it.
+                        t.push(frame.pts, frame.data.clone());
+                    }
                 }
                 self.drain_transcoded(ctx);
                 let Some(a) = self.audio.as_mut() else { return };
@@ -374,12 +396,7 @@ impl Stream {
     }
 
     fn start_transcoder(&mut self, cfg: &sluice_proto::media::AudioConfig, ctx: &CoreCtx) {
-        let input = sluice_transcode::AacInput {
-            specific_config: cfg.specific_config.clone(),
-            sample_rate: cfg.sample_rate,
-            channels: cfg.channels,
-        };
-        match crate::webrtc::transcode_pool().open(input) {
+        match crate::webrtc::transcode_pool().open(aac_input(cfg)) {
             Ok(t) => {
                 self.aac_to_opus = Some(t);
                 self.opus_rtp = AudioRtp::new(
@@ -393,6 +410,8 @@ impl Stream {
                 );
             }
             Err(e) => {
+                // Checked when the track was configured; only a stopped pool gets here.
+                self.opus_offered = false;
                 tracing::warn!(sid = %self.sid, error = %e, "AAC audio not transcoded for WebRTC");
             }
         }
@@ -463,7 +482,7 @@ impl Stream {
     /// What this stream's audio can be sent to WebRTC as: Opus passed through, or AAC
     /// transcoded to Opus.
     pub fn webrtc_audio(&self) -> Option<SendCodec> {
-        if self.aac_to_opus.is_some() && self.opus_rtp.is_some() {
+        if self.opus_offered {
             return Some(SendCodec::Opus);
         }
         audio_send_codec(self.audio.as_ref()?.config().codec)
@@ -512,6 +531,11 @@ impl Stream {
     pub fn on_tick(&mut self, now_ms: u64, ctx: &CoreCtx) {
         self.viewers = ctx.webrtc.viewer_count(&self.sid);
         self.drain_transcoded(ctx);
+        if self.aac_to_opus.is_some() && !ctx.webrtc.has_viewers(&self.sid) {
+            // The last viewer left: release the transcoder's state (reopened on demand).
+            self.aac_to_opus = None;
+            self.opus_rtp = None;
+        }
         // Newly attached forwarders start from the cached GOP.
         for f in &mut self.forwarders {
             if !f.primed {
@@ -795,4 +819,13 @@ pub fn mask_key(key: &str) -> String {
     let head: String = key.chars().take(4).collect();
     let tail: String = key.chars().skip(n - 3).collect();
     format!("{head}****{tail}")
+}
+
+/// The transcoder's view of an AAC track configuration.
+fn aac_input(cfg: &sluice_proto::media::AudioConfig) -> sluice_transcode::AacInput {
+    sluice_transcode::AacInput {
+        specific_config: cfg.specific_config.clone(),
+        sample_rate: cfg.sample_rate,
+        channels: cfg.channels,
+    }
 }

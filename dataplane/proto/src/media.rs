@@ -70,6 +70,37 @@ pub struct AudioConfig {
     pub specific_config: Bytes,
 }
 
+/// Copies `b` into an allocation of its own unless it already owns one.
+///
+/// A configuration is kept for the whole life of a stream; left as a slice of the receive
+/// buffer it arrived in, a few dozen bytes of parameter sets would keep that whole buffer
+/// (a shared receive chunk, or a reassembled keyframe PES) alive for as long. This is the one
+/// copy that the configuration's lifetime forces, once per configuration.
+fn detach(b: &mut Bytes) {
+    *b = Bytes::copy_from_slice(b);
+}
+
+impl VideoConfig {
+    /// Detaches the parameter sets from the buffers they were sliced from (see [`detach`]).
+    pub fn detach(&mut self) {
+        for b in self
+            .vps
+            .iter_mut()
+            .chain(&mut self.sps)
+            .chain(&mut self.pps)
+        {
+            detach(b);
+        }
+    }
+}
+
+impl AudioConfig {
+    /// Detaches the codec configuration from the buffer it was sliced from (see [`detach`]).
+    pub fn detach(&mut self) {
+        detach(&mut self.specific_config);
+    }
+}
+
 /// One video access unit (a coded picture).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoFrame {
@@ -116,4 +147,49 @@ pub enum MediaEvent {
     Video(VideoFrame),
     /// A coded audio frame.
     Audio(AudioFrame),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `part` lies inside `whole`'s bytes.
+    fn inside(part: &Bytes, whole: &Bytes) -> bool {
+        let (p, w) = (part.as_ptr() as usize, whole.as_ptr() as usize);
+        p >= w && p + part.len() <= w + whole.len()
+    }
+
+    #[test]
+    fn detached_configs_keep_their_bytes_but_not_the_receive_buffer() {
+        let recv = Bytes::from(vec![7u8; 4096]);
+        let mut v = VideoConfig {
+            codec: VideoCodec::H265,
+            vps: vec![recv.slice(0..10)],
+            sps: vec![recv.slice(10..40)],
+            pps: vec![recv.slice(40..44)],
+            width: 640,
+            height: 360,
+            profile: 1,
+            constraints: 0,
+            level: 93,
+            frame_rate: None,
+        };
+        let before = v.clone();
+        assert!(inside(&v.sps[0], &recv));
+        v.detach();
+        assert_eq!(v, before);
+        for b in v.vps.iter().chain(&v.sps).chain(&v.pps) {
+            assert!(!inside(b, &recv));
+        }
+        let mut a = AudioConfig {
+            codec: AudioCodec::Aac,
+            sample_rate: 48_000,
+            channels: 2,
+            specific_config: recv.slice(100..102),
+        };
+        let before = a.clone();
+        a.detach();
+        assert_eq!(a, before);
+        assert!(!inside(&a.specific_config, &recv));
+    }
 }

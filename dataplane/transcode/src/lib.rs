@@ -108,6 +108,13 @@ pub(crate) enum Job {
     },
 }
 
+/// Checks that a track can be transcoded (its AAC configuration is one the decoder takes),
+/// without opening anything: a stream can say at once that it will offer Opus, and open the
+/// transcoder only when a viewer wants it.
+pub fn check_input(input: &AacInput) -> Result<(), TranscodeError> {
+    worker::check_input(input)
+}
+
 /// The worker threads.
 pub struct Pool {
     queues: Vec<Sender<Job>>,

@@ -43,6 +43,8 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 const RECV_BUFFER: usize = 2048;
 /// How often the WebRTC socket wakes up with nothing received, to run timers.
 const TICK: Duration = Duration::from_millis(10);
+/// The socket's read timeout while this core has no viewer session.
+const IDLE_TICK: Duration = Duration::from_millis(250);
 /// Frames queued from other cores' streams to one core's remote viewers before new ones are
 /// dropped and counted (a stalled core must not hold an unbounded backlog of packets).
 const REMOTE_MEDIA_QUEUE: usize = 1024;
@@ -410,6 +412,12 @@ impl CoreWebrtc {
             }),
             recv: RefCell::new(Some(recv)),
         })
+    }
+
+    /// Viewer sessions on this core, connected or not (1 while the state is borrowed, so a
+    /// caller never mistakes a busy core for an idle one).
+    pub fn session_count(&self) -> usize {
+        self.state.try_borrow().map_or(1, |s| s.viewers.len())
     }
 
     /// Viewers currently attached to a stream.
@@ -1253,11 +1261,20 @@ async fn remote_media_loop(ctx: Rc<CoreCtx>, rx: flume::Receiver<RemoteFrame>) {
 }
 
 async fn socket_loop(ctx: Rc<CoreCtx>, sock: glommio::net::UdpSocket) {
-    if let Err(e) = sock.set_read_timeout(Some(TICK)) {
-        tracing::warn!(error = %e, "WebRTC socket read timeout");
-    }
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut idle = None;
     loop {
+        // No session on this core: nothing has a timer, so wake rarely (an idle gateway
+        // should not wake 100 times a second). A new session's first STUN request wakes the
+        // loop, after which it ticks every `TICK` again.
+        let now_idle = ctx.webrtc.session_count() == 0;
+        if idle != Some(now_idle) {
+            idle = Some(now_idle);
+            let t = if now_idle { IDLE_TICK } else { TICK };
+            if let Err(e) = sock.set_read_timeout(Some(t)) {
+                tracing::warn!(error = %e, "WebRTC socket read timeout");
+            }
+        }
         let r = sock.recv_from(&mut buf).await.map_err(std::io::Error::from);
         let now = Instant::now();
         match r {
