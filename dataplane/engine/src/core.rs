@@ -228,6 +228,8 @@ async fn housekeeping(ctx: Rc<CoreCtx>) {
             if tick.is_multiple_of(20) {
                 s.publish_stats(now_ms, &table);
             }
+            // An RTMP connection reads without a timeout once publishing: wake it.
+            s.signal_close();
             // A stream fed from another core's SRT connection cannot close that connection
             // itself: the reason (kick, timeout, bitrate, replacement) travels back.
             if let Some(why) = s.should_close()

@@ -28,7 +28,10 @@ use crate::ingest::{self, AdmittedStream};
 use crate::registry::IpGuard;
 use crate::stream::Stream;
 
-/// How often a blocked read wakes up to check kicks and timeouts.
+/// How often a blocked read wakes up to check the handshake deadline, until the publish is
+/// admitted. A publishing connection reads without a timeout: arming and cancelling a timer
+/// around every read cost more than the read itself; housekeeping shuts the socket down when
+/// the stream must close (`Stream::signal_close`).
 const READ_POLL: Duration = Duration::from_millis(250);
 
 /// An RTMP connection moving to the core that owns its stream.
@@ -87,11 +90,8 @@ pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
 pub async fn resume(h: Handoff, ctx: Rc<CoreCtx>) {
     // SAFETY: the descriptor was duplicated for this handoff and is owned by nothing else.
     let conn = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
-    if let Err(e) = conn.set_read_timeout(Some(READ_POLL)) {
-        tracing::warn!(error = %e, "set_read_timeout failed");
-        return;
-    }
     let stream = ingest::start_stream(&ctx, h.admitted);
+    publishing(&conn, &stream);
     let c = Conn {
         conn,
         session: h.session,
@@ -173,7 +173,13 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
     }
     loop {
         let data = match ctx.recv.read(&mut c.conn).await {
-            Ok(d) if d.is_empty() => return Exit::Closed(Ok(())),
+            Ok(d) if d.is_empty() => {
+                // Housekeeping shuts the socket down to end a stream: say why.
+                if let Some(why) = stream.as_ref().and_then(|s| s.borrow().should_close()) {
+                    return Exit::Closed(Err(anyhow::anyhow!("{why}")));
+                }
+                return Exit::Closed(Ok(()));
+            }
             Ok(d) => d,
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut
@@ -207,6 +213,15 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
             return Exit::Closed(Err(anyhow::anyhow!("{why}")));
         }
     }
+}
+
+/// The connection now feeds `stream`: reads wait without a timeout, and the stream knows
+/// the socket to shut down when it must close.
+fn publishing(conn: &TcpStream, stream: &Rc<RefCell<Stream>>) {
+    if let Err(e) = conn.set_read_timeout(None) {
+        tracing::warn!(error = %e, "set_read_timeout failed");
+    }
+    stream.borrow_mut().set_ingest_fd(conn.as_raw_fd());
 }
 
 async fn flush(c: &mut Conn) -> std::io::Result<()> {
@@ -255,7 +270,9 @@ async fn handle_events(
                         if owner != ctx.mesh_id && ctx.handoff.is_some() {
                             return Some(Exit::Move(Box::new(admitted), owner));
                         }
-                        *stream = Some(ingest::start_stream(ctx, admitted));
+                        let s = ingest::start_stream(ctx, admitted);
+                        publishing(&c.conn, &s);
+                        *stream = Some(s);
                     }
                     Err(refusal) => {
                         c.session

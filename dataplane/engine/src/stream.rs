@@ -130,6 +130,12 @@ pub struct Stream {
     aac_to_opus: Option<sluice_transcode::AacToOpus>,
     /// Packetizer of the transcoded Opus track (WebRTC only; forwarders keep AAC).
     opus_rtp: Option<AudioRtp>,
+    /// The RTMP connection's socket, which housekeeping shuts down when the stream must
+    /// close: a publishing connection reads without a timeout (a timer per read cost more
+    /// than the read), so nothing else would wake it. Valid while the stream is in its
+    /// core's stream map: the connection removes the stream before closing the socket.
+    ingest_fd: Option<std::os::fd::RawFd>,
+    close_signalled: bool,
 }
 
 impl Stream {
@@ -218,6 +224,8 @@ impl Stream {
             opus_offered: false,
             aac_to_opus: None,
             opus_rtp: None,
+            ingest_fd: None,
+            close_signalled: false,
         };
         tracing::info!(sid = %s.sid, app = %s.app_id, channel = %s.id.channel, uid = %s.id.uid,
             key = %mask_key(&s.id.key), protocol = s.id.protocol, core = ctx.mesh_id, "stream started");
@@ -603,6 +611,28 @@ impl Stream {
                 reason: format!("no audio or video for {} s", self.media_timeout_ms / 1000),
             });
         }
+    }
+
+    /// Names the socket of the RTMP connection feeding this stream (see [`Stream::signal_close`]).
+    pub fn set_ingest_fd(&mut self, fd: std::os::fd::RawFd) {
+        self.ingest_fd = Some(fd);
+    }
+
+    /// Wakes the connection feeding this stream when it must close (kick, replacement,
+    /// media timeout, bitrate): shuts its socket down once, so its pending read returns and
+    /// the connection ends with [`Stream::should_close`]'s reason. Returns whether it did.
+    pub fn signal_close(&mut self) -> bool {
+        if self.close_signalled || self.should_close().is_none() {
+            return false;
+        }
+        let Some(fd) = self.ingest_fd else {
+            return false;
+        };
+        self.close_signalled = true;
+        // SAFETY: shutdown(2) has no memory-safety preconditions; `fd` is the open socket of
+        // the connection feeding this stream (it removes the stream before closing it).
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        true
     }
 
     /// Why the connection should be closed now, if it should.
