@@ -55,3 +55,15 @@ for f in "$DIR"/rtmp-*-v0-cap*.json; do
       else null end) as $slope
     | "Capacity \(.args.label) (\(.commit // "")\(if (.args.label | test("capnogop")) then ", gop_cache_max_bytes = 0" else "" end); load \(.loadavg_before // "?")): \(.totals.publish_started) publishers started, load tool at \(.samples | map(.self_cpu_pct) | max | round)% of a core at most; \($held) streams held below 80% of one core; PSS slope \($slope // "n/a" | tostring | .[:6]) kB per publisher; per-stream CPU \((.samples | map(select(.publishers_live > 0)) | max_by(.publishers_live)) as $l | if $l == null then "n/a" else "\($l.gw_cpu_pct / $l.publishers_live * 1000 | round / 1000)% of a core at \($l.publishers_live) streams (server at \($l.gw_cpu_pct | round)%)" end)."' "$f"
 done
+for f in "$DIR"/rtmp-sluice-*-viewers.json; do
+  [ -f "$f" ] || continue
+  # Least-squares slopes over the samples with viewers live (the ramp and its plateau):
+  # PSS and server CPU against live WHEP viewers.
+  jq -r '
+    def slope(f): (map(.whep_live) | add / length) as $mx | (map(f) | add / length) as $my
+      | (map((.whep_live - $mx) * (f - $my)) | add)
+        / (map((.whep_live - $mx) * (.whep_live - $mx)) | add | if . == 0 then 1 else . end);
+    (.samples | map(select(.whep_live > 0 and .gw_pss_kb > 0))) as $s
+    | ($s | slope(.gw_pss_kb)) as $pss | ($s | slope(.gw_cpu_pct)) as $cpu
+    | "Viewer ramp \(.args.label) (\(.commit // ""); load \(.loadavg_before // "?")): \(.args.publishers) publishers, \(.totals.whep_connected) WHEP viewers connected (at most \($s | map(.whep_live) | max) at once), \(.totals.whep_video_frames) video frames; PSS slope \($pss | . * 10 | round / 10) kB per viewer; CPU slope \($cpu | . * 1000 | round / 1000)% of a core per viewer (\(if $cpu > 0 then (80 / $cpu | floor) else "n/a" end) viewers at 80% of a core); server at \($s | map(.gw_cpu_pct) | max | round)% of a core at most, load tool at \(.samples | map(.self_cpu_pct) | max | round)%."' "$f"
+done

@@ -9,6 +9,9 @@
 #   scripts/bench.sh --latency      # Sluice only: RTP forwarding latency at 1, 20 and 100
 #                                   # streams, and 20 streams with one WHEP viewer each
 #   scripts/bench.sh --capacity     # only the capacity ramps and PSS slopes (full run's end)
+#   scripts/bench.sh --viewers      # Sluice only: a WHEP viewer ramp (BENCH_VIEW_STREAMS
+#                                   # publishers, BENCH_VIEWERS viewers each, one every
+#                                   # BENCH_VIEW_STAGGER s per stream): PSS and CPU per viewer
 #
 # Results: target/bench/<UTC date>-<commit>/ (one JSON + text + PNG per run) and summary.md
 # there, whose tables go into docs/performance.md ("Load and side-by-side runs"). Every result
@@ -20,7 +23,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 . scripts/bench-lib.sh
 
-QUICK=0; WITH_SLUICE=auto; LAT_ONLY=0; CAP_ONLY=0
+QUICK=0; WITH_SLUICE=auto; LAT_ONLY=0; CAP_ONLY=0; VIEW_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
@@ -28,7 +31,8 @@ for a in "$@"; do
     --sluice) WITH_SLUICE=1 ;;
     --latency) LAT_ONLY=1 ;;
     --capacity) CAP_ONLY=1 ;;
-    *) echo "usage: $0 [--quick] [--no-sluice|--sluice] [--latency|--capacity]" >&2; exit 2 ;;
+    --viewers) VIEW_ONLY=1 ;;
+    *) echo "usage: $0 [--quick] [--no-sluice|--sluice] [--latency|--capacity|--viewers]" >&2; exit 2 ;;
   esac
 done
 
@@ -262,6 +266,18 @@ if [ "$LAT_ONLY" = 1 ]; then
   for f in "$OUT"/rtmp-sluice-*-lat.json "$OUT"/rtmp-sluice-*-whep.json; do
     [ -f "$f" ] && jq -r '"\(.args.label) (\(.commit), load \(.loadavg_before)): latency n=\(.latency.count) p50 \(.latency.p50_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms; rtp \(.totals.rtp_packets) packets, \(.totals.rtp_lost) lost, \(.totals.rtp_cached_frames // 0) cached frames; whep \(.totals.whep_connected) connected, \(.totals.whep_video_frames) video frames; server \(.gw_cpu_s_per_gb | . * 100 | round / 100) s/GB"' "$f"
   done | tee "$OUT/summary.md"
+  log "results in $OUT"
+  exit 0
+fi
+
+# ---- viewers only: a WHEP viewer ramp on a few streams; PSS and CPU slopes per viewer ----
+if [ "$VIEW_ONLY" = 1 ]; then
+  [ "$HAVE_SLUICE" = 1 ] || { log "--viewers needs Sluice"; exit 1; }
+  VN=${BENCH_VIEW_STREAMS:-5}; VM=${BENCH_VIEWERS:-80}; VS=${BENCH_VIEW_STAGGER:-0.25}
+  # Publishers first (2 s), then the ramp, then 10 s with every viewer connected.
+  DUR=$(awk -v m="$VM" -v s="$VS" 'BEGIN { printf "%d", 2 + m * s + 10 }')
+  WHEP=$VM rtmp_run sluice "$VN" 0 viewers --whep-stagger-s "$VS" --pss --sample-ms 1000
+  scripts/bench-report.sh "$OUT" | grep '^Viewer ramp' | tee "$OUT/summary.md"
   log "results in $OUT"
   exit 0
 fi

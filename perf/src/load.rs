@@ -94,6 +94,10 @@ pub struct LoadArgs {
     /// Seconds between a publisher starting and its WHEP viewers offering.
     #[arg(long, default_value_t = 2.0)]
     pub whep_delay_s: f64,
+    /// Seconds between one WHEP viewer of a stream and the next (a viewer ramp: viewer `j`
+    /// offers `whep_delay_s + j * whep_stagger_s` after its publisher started). 0: all at once.
+    #[arg(long, default_value_t = 0.0)]
+    pub whep_stagger_s: f64,
     /// First RTP receiver port.
     #[arg(long, default_value_t = 40000)]
     pub rtp_base_port: u16,
@@ -365,6 +369,8 @@ pub struct SamplePoint {
     pub publishers_live: u64,
     /// Players live.
     pub players_live: u64,
+    /// WHEP viewers connected and live.
+    pub whep_live: u64,
     /// Server CPU, percent of one core, over the last interval.
     pub gw_cpu_pct: f64,
     /// Server RSS, kB.
@@ -529,13 +535,18 @@ async fn run_async(args: LoadArgs, media: Media, ts: Option<TsMedia>) -> anyhow:
         for _ in 0..args.players {
             tasks.push(tokio::task::spawn_local(player(url.clone(), ctx.clone())));
         }
-        for _ in 0..args.whep_viewers {
+        for j in 0..args.whep_viewers {
             let wurl = format!(
                 "{}/{}{i}",
                 args.whep_url.trim_end_matches('/'),
                 args.whep_channel_prefix
             );
-            tasks.push(tokio::task::spawn_local(whep_viewer(wurl, ctx.clone())));
+            let delay = args.whep_delay_s.max(0.0) + j as f64 * args.whep_stagger_s.max(0.0);
+            tasks.push(tokio::task::spawn_local(whep_viewer(
+                wurl,
+                ctx.clone(),
+                delay,
+            )));
         }
         sleep_until(Instant::now() + gap).await;
     }
@@ -613,6 +624,7 @@ async fn sampler(ctx: Rc<Ctx>, start: Instant, gw0: TreeSample, self0: f64) -> V
             t: now.duration_since(start).as_secs_f64(),
             publishers_live: t.publishers_live,
             players_live: t.players_live,
+            whep_live: t.whep_live,
             gw_cpu_pct: 100.0 * (gw.cpu_seconds - last_gw).max(0.0) / dt,
             gw_rss_kb: gw.rss_kb,
             gw_pss_kb: gw.pss_kb,
@@ -968,8 +980,8 @@ async fn srt_publish_once(addr: SocketAddr, cfg: CallerConfig, ctx: &Ctx) -> any
     r
 }
 
-async fn whep_viewer(url: String, ctx: Rc<Ctx>) {
-    sleep(Duration::from_secs_f64(ctx.args.whep_delay_s.max(0.0))).await;
+async fn whep_viewer(url: String, ctx: Rc<Ctx>, delay_s: f64) {
+    sleep(Duration::from_secs_f64(delay_s)).await;
     let mut last_err = None;
     // Retry while the stream is not live yet (404) or setup fails, until the run ends.
     while !ctx.stop.get() {

@@ -696,6 +696,7 @@ impl CoreWebrtc {
             .set_dtls_cert(self.cert.clone())
             .set_local_ice_credentials(creds.clone())
             .set_stats_interval(None)
+            .set_extension_map(send_extensions())
             .build(now);
         for c in &self.candidates {
             match Candidate::host(*c, "udp") {
@@ -747,11 +748,13 @@ impl CoreWebrtc {
             let Some(pt) = choose_pt(codec, &offered) else {
                 continue;
             };
-            let Some(ssrc) = rtc
-                .direct_api()
-                .stream_tx_by_mid(*mid, None)
-                .map(|s| s.ssrc())
-            else {
+            let Some(ssrc) = rtc.direct_api().stream_tx_by_mid(*mid, None).map(|s| {
+                // Losses are repaired within a second or not at all (the viewer's jitter
+                // buffer has moved on): str0m's default keeps 3 s and up to 2,000 packets per
+                // stream, most of a viewer's memory.
+                s.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, RTX_RATIO_CAP);
+                s.ssrc()
+            }) else {
                 continue;
             };
             let track = match kind {
@@ -1028,6 +1031,28 @@ impl CoreWebrtc {
             .min(now + Duration::from_millis(100));
         st.next_tick = Some(next);
     }
+}
+
+/// Most packets a viewer's video track keeps for NACK repair, and for how long.
+const RTX_CACHE_PACKETS: usize = 256;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
+/// Retransmissions may add at most this share to a track's bitrate (str0m's default).
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
+/// The RTP header extensions offered to viewers: str0m's standard set without
+/// transport-wide congestion control. Sluice sends what the publisher sends (no bandwidth
+/// estimation), so TWCC feedback would go unused, while registering every sent packet for it
+/// kept a 1,000-entry history per viewer.
+fn send_extensions() -> str0m::rtp::ExtensionMap {
+    use str0m::rtp::{Extension, ExtensionMap};
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(2, Extension::AbsoluteSendTime);
+    exts.set(4, Extension::RtpMid);
+    exts.set(10, Extension::RtpStreamId);
+    exts.set(11, Extension::RepairedRtpStreamId);
+    exts.set(13, Extension::VideoOrientation);
+    exts
 }
 
 /// A stream a session can carry, and what it can send.
