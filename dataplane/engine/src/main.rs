@@ -67,9 +67,10 @@ fn main() -> anyhow::Result<()> {
     } else {
         cfg.dataplane.cores
     };
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // The CPUs this process may run on (taskset, systemd's CPUAffinity=, a cgroup's cpuset):
+    // executor `i` is pinned to the i-th of them, never to CPU `i` itself, which may be one
+    // the operator kept for something else (the load tool, in the benchmarks).
+    let allowed = allowed_cpus();
     tracing::info!(cores, rtmp = %cfg.dataplane.rtmp_listen, table = %cfg.table.path.display(), "starting dataplane");
 
     let shared = Arc::new(Shared {
@@ -98,10 +99,9 @@ fn main() -> anyhow::Result<()> {
         let shared = shared.clone();
         let mesh = mesh.clone();
         let srt_mesh = srt_mesh.clone();
-        let placement = if cores <= cpus {
-            Placement::Fixed(core)
-        } else {
-            Placement::Unbound
+        let placement = match allowed.get(core) {
+            Some(&cpu) if cores <= allowed.len() => Placement::Fixed(cpu),
+            _ => Placement::Unbound,
         };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("sluice-core-{core}"))
@@ -144,6 +144,22 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CPUs in this process's affinity mask, in ascending order (empty if it cannot be
+/// read, which leaves the executors unpinned).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bitmask that sched_getaffinity fills; the CPU_* helpers only
+    // read and write within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
 }
 
 /// Opens the table the control process creates, waiting for it to appear.
