@@ -375,3 +375,58 @@ fn limits_abort_with_documented_codes() {
     );
     drop(held);
 }
+
+/// With `duplicate_policy = "replace_old"` a second publisher of a live channel+uid takes
+/// over: the first connection is closed by the gateway and reported with code 5, and the new
+/// one stays. (The silent publisher in `limits_abort_with_documented_codes` is the case where
+/// only housekeeping's socket shutdown can wake a publishing connection.)
+#[test]
+fn replace_old_policy_disconnects_the_running_publisher() {
+    let gw = Gateway::start_with(GatewayOptions {
+        extra_app_toml: "duplicate_policy = \"replace_old\"".into(),
+        ..Default::default()
+    });
+    let first_key = gw.create_key("swap", "1");
+    let mut first = ffmpeg_publish_rtmp(&gw.rtmp_url(&first_key), 60, &["-tune", "zerolatency"]);
+    let first_sid = gw.wait_online("swap", Duration::from_secs(15))["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let second_key = gw.create_key("swap", "1");
+    let mut second = ffmpeg_publish_rtmp(&gw.rtmp_url(&second_key), 60, &["-tune", "zerolatency"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced publisher is still connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_event(
+        &gw,
+        |e| e["eventType"] == 3 && e["errorCode"] == 5 && e["sid"] == first_sid.as_str(),
+        "aborted (replaced)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now_sid = gw.wait_online("swap", Duration::from_secs(15))["sid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if now_sid != first_sid {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new publisher never went live"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the new publisher was disconnected"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
