@@ -192,10 +192,9 @@ async fn housekeeping(ctx: Rc<CoreCtx>) {
     let mut last_gen = u64::MAX;
     let mut tick: u64 = 0;
     loop {
-        // Always 50 ms, streams or not: a 250 ms period on cores without streams starved the
-        // SRT connections served there (the impairment test in e2e_srt lost pictures), as if
-        // the SRT task's 5 ms read timeout alone did not wake the reactor in time. Not
-        // understood yet; see docs/performance.md.
+        // Always 50 ms, streams or not: with 250 ms on cores that own no stream, the SRT
+        // impairment test in e2e_srt (2 cores) lost pictures every time. Not understood yet
+        // (see docs/architecture.md, "Wake-ups").
         sleep(HOUSEKEEPING).await;
         tick += 1;
         let now_ms = crate::time::unix_ms();
