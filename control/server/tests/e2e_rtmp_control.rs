@@ -48,6 +48,15 @@ fn events(gw: &Gateway) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// Asserts that `child` (an encoder) exits within `timeout`: the gateway closed it.
+fn assert_exits_within(child: &mut std::process::Child, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn wait_event(
     gw: &Gateway,
     pred: impl Fn(&serde_json::Value) -> bool,
@@ -123,14 +132,11 @@ fn mute_and_force_disconnect_take_effect() {
         None,
     );
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while publisher.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "publisher still connected 3 s after force disconnect"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_exits_within(
+        &mut publisher,
+        Duration::from_secs(3),
+        "publisher still connected 3 s after force disconnect",
+    );
     let (_, body) = gw.api(
         "GET",
         &format!("{}/online-streams?channel=ctlchan", gw.base()),
@@ -174,14 +180,11 @@ fn refusals_and_hostile_connections_leave_live_streams_alone() {
 
     // An illegal key: refused with code 1, and ffmpeg gives up.
     let mut bad = ffmpeg_publish_rtmp(&gw.rtmp_url("not-a-key-at-all"), 10, &[]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bad.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "ffmpeg kept publishing with an illegal key"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_exits_within(
+        &mut bad,
+        Duration::from_secs(10),
+        "ffmpeg kept publishing with an illegal key",
+    );
     wait_event(
         &gw,
         |e| e["eventType"] == 3 && e["errorCode"] == 1,
@@ -191,14 +194,11 @@ fn refusals_and_hostile_connections_leave_live_streams_alone() {
     // A second publisher of the same channel+uid: refused with code 5.
     let dup_key = gw.create_key("safe", "1");
     let mut dup = ffmpeg_publish_rtmp(&gw.rtmp_url(&dup_key), 10, &[]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while dup.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "duplicate publisher was not refused"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_exits_within(
+        &mut dup,
+        Duration::from_secs(10),
+        "duplicate publisher was not refused",
+    );
     wait_event(
         &gw,
         |e| e["eventType"] == 3 && e["errorCode"] == 5,
@@ -333,14 +333,11 @@ fn limits_abort_with_documented_codes() {
         |e| e["eventType"] == 3 && e["errorCode"] == 6,
         "aborted (bitrate)",
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fat.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "over-limit publisher still connected"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_exits_within(
+        &mut fat,
+        Duration::from_secs(5),
+        "over-limit publisher still connected",
+    );
 
     // The app's stream quota (2): a third concurrent publish is refused with code 4.
     let mut held = Vec::new();
@@ -395,14 +392,11 @@ fn replace_old_policy_disconnects_the_running_publisher() {
 
     let second_key = gw.create_key("swap", "1");
     let mut second = ffmpeg_publish_rtmp(&gw.rtmp_url(&second_key), 60, &["-tune", "zerolatency"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while first.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the replaced publisher is still connected"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_exits_within(
+        &mut first,
+        Duration::from_secs(10),
+        "the replaced publisher is still connected",
+    );
     wait_event(
         &gw,
         |e| e["eventType"] == 3 && e["errorCode"] == 5 && e["sid"] == first_sid.as_str(),
