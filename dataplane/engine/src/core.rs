@@ -69,6 +69,8 @@ pub struct CoreCtx {
     pub srt_links: RefCell<HashMap<String, std::sync::Arc<FeedLink>>>,
     /// The receive arena every TCP ingest connection of this core reads into.
     pub recv: crate::recv::RecvArena,
+    /// The epoll set publishing RTMP connections of this core wait in.
+    pub readiness: Rc<crate::readiness::Readiness>,
 }
 
 impl CoreCtx {
@@ -140,7 +142,10 @@ pub async fn run(
         srt_feed,
         srt_links: RefCell::new(HashMap::new()),
         recv: crate::recv::RecvArena::default(),
+        readiness: crate::readiness::Readiness::new()
+            .map_err(|e| anyhow::anyhow!("creating the epoll set: {e}"))?,
     });
+    glommio::spawn_local(ctx.readiness.clone().dispatch()).detach();
     if let Some(mut rx) = srt_receivers {
         for (_, receiver) in rx.streams() {
             glommio::spawn_local(crate::srt_ingest::serve_feed(receiver, ctx.clone())).detach();

@@ -12,6 +12,7 @@ mod gso;
 mod http;
 mod ingest;
 mod packetize;
+mod readiness;
 mod recv;
 mod registry;
 mod rtmp_ingest;

@@ -73,6 +73,23 @@ impl RecvArena {
         }
     }
 
+    /// One non-blocking `recv` from socket `fd` into the arena: what arrived (empty at end
+    /// of stream) and the room the read was offered (a shorter read drained the socket).
+    pub fn recv_nonblocking(&self, fd: std::os::fd::RawFd) -> std::io::Result<(Bytes, usize)> {
+        let mut chunk = self.chunk.borrow_mut();
+        if chunk.len() < self.min_read {
+            *chunk = BytesMut::zeroed(self.chunk_size);
+        }
+        let room = chunk.len();
+        // SAFETY: the pointer and length describe initialised, writable memory owned by
+        // `chunk` for the duration of the call.
+        let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((chunk.split_to(n as usize).freeze(), room))
+    }
+
     /// Reads once from `source` into the arena.
     pub async fn read<R: AsyncRead + Unpin>(&self, source: &mut R) -> std::io::Result<Bytes> {
         std::future::poll_fn(|cx| self.poll_read(cx, source)).await

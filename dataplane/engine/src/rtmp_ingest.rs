@@ -25,6 +25,7 @@ use sluice_proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
 use crate::core::CoreCtx;
 use crate::ingest::{self, AdmittedStream};
+use crate::readiness::Registration;
 use crate::registry::IpGuard;
 use crate::stream::Stream;
 
@@ -45,6 +46,10 @@ pub struct Handoff {
 
 /// Connection state that moves with a handoff.
 struct Conn {
+    /// Set once publishing: the socket's place in the core's epoll set (see
+    /// [`crate::readiness`]). Declared before `conn` so it drops first, while the socket is
+    /// still open.
+    reg: Option<Registration>,
     conn: TcpStream,
     session: ServerSession,
     peer: Option<SocketAddr>,
@@ -78,6 +83,7 @@ pub async fn serve(conn: TcpStream, ctx: Rc<CoreCtx>) {
     }
     let session = ServerSession::new(SessionConfig::default(), random);
     let c = Conn {
+        reg: None,
         conn,
         session,
         peer,
@@ -91,8 +97,9 @@ pub async fn resume(h: Handoff, ctx: Rc<CoreCtx>) {
     // SAFETY: the descriptor was duplicated for this handoff and is owned by nothing else.
     let conn = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
     let stream = ingest::start_stream(&ctx, h.admitted);
-    publishing(&conn, &stream);
+    let reg = publishing(&conn, &stream, &ctx);
     let c = Conn {
+        reg,
         conn,
         session: h.session,
         peer: h.peer,
@@ -138,11 +145,13 @@ async fn drive(mut c: Conn, mut stream: Option<Rc<RefCell<Stream>>>, ctx: &Rc<Co
                 }
             };
             let Conn {
+                reg,
                 conn,
                 session,
                 peer,
                 ip_guard,
             } = c;
+            drop(reg);
             drop(conn);
             let h = Handoff {
                 fd,
@@ -172,7 +181,11 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
         return exit;
     }
     loop {
-        let data = match ctx.recv.read(&mut c.conn).await {
+        let read = match c.reg.as_ref() {
+            Some(reg) => reg.read(&ctx.recv).await,
+            None => ctx.recv.read(&mut c.conn).await,
+        };
+        let data = match read {
             Ok(d) if d.is_empty() => {
                 // Housekeeping shuts the socket down to end a stream: say why.
                 if let Some(why) = stream.as_ref().and_then(|s| s.borrow().should_close()) {
@@ -215,13 +228,25 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
     }
 }
 
-/// The connection now feeds `stream`: reads wait without a timeout, and the stream knows
-/// the socket to shut down when it must close.
-fn publishing(conn: &TcpStream, stream: &Rc<RefCell<Stream>>) {
+/// The connection now feeds `stream`: reads wait without a timeout, in the core's epoll set
+/// (glommio's per-read poll if the socket cannot join it), and the stream knows the socket
+/// to shut down when it must close.
+fn publishing(
+    conn: &TcpStream,
+    stream: &Rc<RefCell<Stream>>,
+    ctx: &CoreCtx,
+) -> Option<Registration> {
     if let Err(e) = conn.set_read_timeout(None) {
         tracing::warn!(error = %e, "set_read_timeout failed");
     }
     stream.borrow_mut().set_ingest_fd(conn.as_raw_fd());
+    match ctx.readiness.register(conn.as_raw_fd()) {
+        Ok(reg) => Some(reg),
+        Err(e) => {
+            tracing::warn!(error = %e, "epoll registration failed; reading through glommio");
+            None
+        }
+    }
 }
 
 async fn flush(c: &mut Conn) -> std::io::Result<()> {
@@ -271,7 +296,7 @@ async fn handle_events(
                             return Some(Exit::Move(Box::new(admitted), owner));
                         }
                         let s = ingest::start_stream(ctx, admitted);
-                        publishing(&c.conn, &s);
+                        c.reg = publishing(&c.conn, &s, ctx);
                         *stream = Some(s);
                     }
                     Err(refusal) => {
