@@ -9,6 +9,9 @@
 #   scripts/bench.sh --latency      # Sluice only: RTP forwarding latency at 1, 20 and 100
 #                                   # streams, and 20 streams with one WHEP viewer each
 #   scripts/bench.sh --capacity     # only the capacity ramps and PSS slopes (full run's end)
+#   scripts/bench.sh --srt          # only the SRT rows (Sluice against srt-live-transmit)
+#   BENCH_STREAMS=100 BENCH_SRT_STREAMS= BENCH_PAIRS=2 BENCH_CAPACITY=0 scripts/bench.sh
+#                                   # a partial full run: only the RTMP rows at 100 streams
 #   scripts/bench.sh --viewers      # Sluice only: a WHEP viewer ramp (BENCH_VIEW_STREAMS
 #                                   # publishers, BENCH_VIEWERS viewers each, one every
 #                                   # BENCH_VIEW_STAGGER s per stream): PSS and CPU per viewer
@@ -23,7 +26,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 . scripts/bench-lib.sh
 
-QUICK=0; WITH_SLUICE=auto; LAT_ONLY=0; CAP_ONLY=0; VIEW_ONLY=0
+QUICK=0; WITH_SLUICE=auto; LAT_ONLY=0; CAP_ONLY=0; VIEW_ONLY=0; SRT_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
@@ -32,7 +35,8 @@ for a in "$@"; do
     --latency) LAT_ONLY=1 ;;
     --capacity) CAP_ONLY=1 ;;
     --viewers) VIEW_ONLY=1 ;;
-    *) echo "usage: $0 [--quick] [--no-sluice|--sluice] [--latency|--capacity|--viewers]" >&2; exit 2 ;;
+    --srt) SRT_ONLY=1 ;;
+    *) echo "usage: $0 [--quick] [--no-sluice|--sluice] [--latency|--capacity|--viewers|--srt]" >&2; exit 2 ;;
   esac
 done
 
@@ -41,8 +45,12 @@ LCORE="${BENCH_LOAD_CORE:-0}"     # core of the load tool and the pushers
 if [ "$QUICK" = 1 ]; then
   PAIRS=2; DUR=10; STREAMS="20"; SRT_STREAMS=4; CAPACITY=0
 else
-  PAIRS=3; DUR=20; STREAMS="20 100"; SRT_STREAMS=8; CAPACITY=1
+  # SRT at 8 streams (fixed costs weigh most) and 40 (one srt-live-transmit process each).
+  PAIRS=3; DUR=20; STREAMS="20 100"; SRT_STREAMS="8 40"; CAPACITY=1
 fi
+# Overrides for a partial rerun: BENCH_STREAMS="100" BENCH_SRT_STREAMS="" BENCH_PAIRS=2.
+STREAMS="${BENCH_STREAMS-$STREAMS}"; SRT_STREAMS="${BENCH_SRT_STREAMS-$SRT_STREAMS}"
+PAIRS="${BENCH_PAIRS:-$PAIRS}"; DUR="${BENCH_DUR:-$DUR}"; CAPACITY="${BENCH_CAPACITY:-$CAPACITY}"
 # Every server start gets fresh ports (next_ports): sockets the previous server accepted
 # linger in TIME_WAIT and can keep its port from binding again for a minute.
 PORT_SEQ=0; RTP_BASE=40000
@@ -284,8 +292,9 @@ fi
 
 # ---- ABAB pairs ----
 if [ "$CAP_ONLY" = 1 ]; then STREAMS=""; PAIRS=0; CAPACITY=1; fi
+if [ "$SRT_ONLY" = 1 ]; then STREAMS=""; CAPACITY=0; fi
 for n in $STREAMS; do
-  for v in 0 1; do
+  for v in ${BENCH_VIEWER_ROWS:-0 1}; do
     for p in $(seq "$PAIRS"); do
       # Alternate which server goes first, so drift over the run hits both alike.
       if [ $((p % 2)) = 1 ]; then order="$A nginx"; else order="nginx $A"; fi
@@ -293,9 +302,11 @@ for n in $STREAMS; do
     done
   done
 done
-for p in $(seq "$PAIRS"); do
-  if [ $((p % 2)) = 1 ]; then order="$A slt"; else order="slt $A"; fi
-  for s in $order; do srt_run "$s" "$SRT_STREAMS" "$p"; done
+for n in $SRT_STREAMS; do
+  for p in $(seq "$PAIRS"); do
+    if [ $((p % 2)) = 1 ]; then order="$A slt"; else order="slt $A"; fi
+    for s in $order; do srt_run "$s" "$n" "$p"; done
+  done
 done
 
 # ---- capacity: ramp until the server passes 80% of its core; PSS slope on a fresh process.

@@ -145,7 +145,14 @@ pub async fn run(
         readiness: crate::readiness::Readiness::new()
             .map_err(|e| anyhow::anyhow!("creating the epoll set: {e}"))?,
     });
-    glommio::spawn_local(ctx.readiness.clone().dispatch()).detach();
+    glommio::spawn_local(
+        ctx.readiness
+            .clone()
+            .dispatch(std::time::Duration::from_micros(u64::from(
+                shared.cfg.rtmp_read_batch_us,
+            ))),
+    )
+    .detach();
     if let Some(mut rx) = srt_receivers {
         for (_, receiver) in rx.streams() {
             glommio::spawn_local(crate::srt_ingest::serve_feed(receiver, ctx.clone())).detach();

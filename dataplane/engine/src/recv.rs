@@ -61,15 +61,32 @@ impl RecvArena {
         source: &mut R,
     ) -> Poll<std::io::Result<Bytes>> {
         let mut chunk = self.chunk.borrow_mut();
-        if chunk.len() < self.min_read {
-            // Zeroed once per chunk (the read API takes an initialised slice); the part left
-            // after each `split_to` stays initialised, so no read pays for zeroing.
-            *chunk = BytesMut::zeroed(self.chunk_size);
-        }
-        match Pin::new(source).poll_read(cx, &mut chunk[..]) {
-            Poll::Ready(Ok(n)) => Poll::Ready(Ok(chunk.split_to(n).freeze())),
+        self.ensure_room(&mut chunk);
+        // The read API takes an initialised slice: zero the room it is offered (this path
+        // serves handshakes and the rare connection outside the epoll set; publishing reads
+        // go through `recv_nonblocking`, which needs no zeroing).
+        let room = chunk.capacity() - chunk.len();
+        chunk.resize(room, 0);
+        let result = Pin::new(source).poll_read(cx, &mut chunk[..]);
+        let n = match &result {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        let data = chunk.split_to(n).freeze();
+        // What was not read stays part of the chunk's free room.
+        chunk.clear();
+        match result {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(data)),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Starts a new chunk when the current one has less than `min_read` bytes of room. The
+    /// chunk is allocated, not zeroed: `recv` writes into it directly.
+    fn ensure_room(&self, chunk: &mut BytesMut) {
+        if chunk.capacity() - chunk.len() < self.min_read {
+            *chunk = BytesMut::with_capacity(self.chunk_size);
         }
     }
 
@@ -77,17 +94,19 @@ impl RecvArena {
     /// of stream) and the room the read was offered (a shorter read drained the socket).
     pub fn recv_nonblocking(&self, fd: std::os::fd::RawFd) -> std::io::Result<(Bytes, usize)> {
         let mut chunk = self.chunk.borrow_mut();
-        if chunk.len() < self.min_read {
-            *chunk = BytesMut::zeroed(self.chunk_size);
-        }
-        let room = chunk.len();
-        // SAFETY: the pointer and length describe initialised, writable memory owned by
-        // `chunk` for the duration of the call.
-        let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
+        self.ensure_room(&mut chunk);
+        let spare = chunk.spare_capacity_mut();
+        let room = spare.len();
+        // SAFETY: the pointer and length describe writable memory owned by `chunk` for the
+        // duration of the call; `recv` only writes into it, so it may be uninitialised.
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
         if n < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok((chunk.split_to(n as usize).freeze(), room))
+        let n = n as usize;
+        // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+        unsafe { chunk.set_len(n) };
+        Ok((chunk.split_to(n).freeze(), room))
     }
 
     /// Reads once from `source` into the arena.
@@ -178,5 +197,35 @@ mod tests {
         assert_eq!(x.len(), 20);
         // 44 bytes were left, under the 48 minimum: a new chunk gave the read 60 bytes.
         assert_eq!(y.len(), 60);
+    }
+
+    #[test]
+    fn nonblocking_reads_share_a_chunk_until_its_room_runs_short() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let arena = RecvArena::new(64, 16);
+        tx.write_all(&[5; 30]).unwrap();
+        let (a, room) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        assert_eq!((a.len(), room), (30, 64));
+        tx.write_all(&[6; 20]).unwrap();
+        let (b, room) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        // Same chunk, right behind the first read; only its remaining room was offered.
+        assert_eq!((b.len(), room), (20, 34));
+        assert_eq!(b.as_ptr() as usize, a.as_ptr() as usize + 30);
+        tx.write_all(&[7; 10]).unwrap();
+        // 14 bytes of room left, under the 16 minimum: a new chunk.
+        let (c, room) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        assert_eq!((c.len(), room), (10, 64));
+        assert_eq!(
+            (&a[..], &b[..], &c[..]),
+            (&[5; 30][..], &[6; 20][..], &[7; 10][..])
+        );
+        let e = arena.recv_nonblocking(rx.as_raw_fd()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        drop(tx);
+        let (end, _) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        assert!(end.is_empty());
     }
 }
