@@ -78,7 +78,8 @@ ensure_peers
 command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null
 command -v rsvg-convert >/dev/null || apt-get install -y -qq librsvg2-bin >/dev/null || true
 gen_media 20
-MEDIA600="$MEDIA_DIR/test-600k.flv"
+# BENCH_MEDIA=PATH: publish another FLV (e.g. target/bench-media/test-2500k.flv).
+MEDIA600="${BENCH_MEDIA:-$MEDIA_DIR/test-600k.flv}"
 # The SRT callers replay the TS as it is (a new pass jumps back in time): a file longer than
 # every run keeps them to one pass.
 TS_LONG=$(gen_ts_long 120)
