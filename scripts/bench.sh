@@ -213,8 +213,20 @@ rtmp_run() {
   if [ "$server" != nginx ] && [ "$viewers" -gt 0 ]; then
     sleep "$(awk "BEGIN{print $n/100 + 1.5}")"; sluice_forwarders "$n" "$viewers"
   fi
+  # The gateway's own ingest-to-egress latency (kernel receive timestamp to egress send):
+  # emptied once the streams and receivers are up, read at the end of the run.
+  local gwlat="${json%.json}-gw-latency.json"
+  if [ "$server" != nginx ]; then
+    sleep 1; curl -sf -X DELETE "http://127.0.0.1:$HTTP_PORT/api/latency" >/dev/null || true
+  fi
   wait "$lp" || log "load run $json failed"
+  if [ "$server" != nginx ]; then
+    curl -sf "http://127.0.0.1:$HTTP_PORT/api/latency" >"$gwlat" || echo '{}' >"$gwlat"
+  fi
   if [ "$server" = nginx ]; then stop_nginx "$OUT/nginx-$tag"; else stop_sluice; fi
+  if [ -s "$gwlat" ] && [ -f "$json" ]; then
+    jq --slurpfile g "$gwlat" '. + {gw_latency: $g[0]}' "$json" >"$json.tmp" && mv "$json.tmp" "$json"
+  fi
   annotate "$json" "$la"
   log "$(head -1 "${json%.json}.txt" 2>/dev/null) -> $(jq -r '"\(.gw_cpu_s_per_gb|.*100|round/100) s/GB, rss \(.gw_peak_rss_kb) kB"' "$json" 2>/dev/null)"
 }
@@ -270,10 +282,11 @@ A=sluice; [ "$HAVE_SLUICE" = 1 ] || A=""
 if [ "$LAT_ONLY" = 1 ]; then
   [ "$HAVE_SLUICE" = 1 ] || { log "--latency needs Sluice"; exit 1; }
   DUR=${BENCH_LAT_DUR:-20}
-  for n in 1 20 100; do rtmp_run sluice "$n" 1 lat; done
-  WHEP=1 rtmp_run sluice 20 0 whep
+  # BENCH_LAT_STREAMS, BENCH_WHEP_STREAMS and BENCH_WHEP_VIEWERS (per stream) reshape it.
+  for n in ${BENCH_LAT_STREAMS-1 20 100}; do rtmp_run sluice "$n" 1 lat; done
+  WHEP=${BENCH_WHEP_VIEWERS:-1} rtmp_run sluice "${BENCH_WHEP_STREAMS:-20}" 0 whep
   for f in "$OUT"/rtmp-sluice-*-lat.json "$OUT"/rtmp-sluice-*-whep.json; do
-    [ -f "$f" ] && jq -r '"\(.args.label) (\(.commit), load \(.loadavg_before)): latency n=\(.latency.count) p50 \(.latency.p50_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms; rtp \(.totals.rtp_packets) packets, \(.totals.rtp_lost) lost, \(.totals.rtp_cached_frames // 0) cached frames; whep \(.totals.whep_connected) connected, \(.totals.whep_video_frames) video frames; server \(.gw_cpu_s_per_gb | . * 100 | round / 100) s/GB"' "$f"
+    [ -f "$f" ] && jq -r '"\(.args.label) (\(.commit), load \(.loadavg_before)): latency n=\(.latency.count) p50 \(.latency.p50_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms; rtp \(.totals.rtp_packets) packets, \(.totals.rtp_lost) lost, \(.totals.rtp_cached_frames // 0) cached frames; whep \(.totals.whep_connected) connected, \(.totals.whep_video_frames) video frames; server \(.gw_cpu_s_per_gb | . * 100 | round / 100) s/GB; gateway ingest->RTP \(.gw_latency.rtmpToRtp // {} | "n=\(.count) p50 \(.p50Us) us p99 \(.p99Us) us max \(.maxUs) us"), ingest->WebRTC \(.gw_latency.rtmpToWebrtc // {} | "n=\(.count) p50 \(.p50Us) us p99 \(.p99Us) us max \(.maxUs) us")"' "$f"
   done | tee "$OUT/summary.md"
   log "results in $OUT"
   exit 0

@@ -77,6 +77,19 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
     let fwd_path = format!("{}/online-streams/{sid}/forwarders", gw.base());
     let (_, live) = gw.api("GET", &fwd_path, None);
     assert_eq!(live["data"].as_array().map(Vec::len), Some(1), "{live}");
+    // The gateway's own ingest-to-egress latency (kernel receive timestamp to the
+    // forwarder's send) was recorded for the forwarded media units, on the same wall clock.
+    let lat = http("GET", gw.http_port, "/api/latency", None, None).expect("latency");
+    assert_eq!(lat.status, 200);
+    let lat: serde_json::Value = serde_json::from_slice(&lat.body).expect("latency JSON");
+    let rtp = &lat["rtmpToRtp"];
+    assert!(
+        rtp["count"].as_u64().unwrap_or(0) >= video_frames as u64,
+        "fewer latency samples than frames decoded ({video_frames}): {lat}"
+    );
+    let p50 = rtp["p50Us"].as_u64().unwrap_or(0);
+    assert!((1..200_000).contains(&p50), "median ingest-to-RTP latency {p50} us: {lat}");
+    assert_eq!(lat["rtmpToWebrtc"]["count"], 0, "no WebRTC viewer: {lat}");
     let stderr = finish(publisher);
     assert!(
         text.contains("#dimensions 0: 320x240"),

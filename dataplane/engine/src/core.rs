@@ -31,6 +31,8 @@ pub struct Shared {
     pub cores: usize,
     /// WebRTC directory, per-core inboxes and counters.
     pub webrtc: crate::webrtc::WebrtcShared,
+    /// Ingest-to-egress latency histograms (`GET /api/latency`).
+    pub latency: crate::latency::LatencyStats,
 }
 
 impl Shared {

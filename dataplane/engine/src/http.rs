@@ -14,6 +14,7 @@
 //! - `GET /watch/{appId}/{channel}`: the watch page; `GET /watch/assets/{file}` its assets.
 //! - `GET /api/live/{appId}/{channel}`: the channel's live uids and media summary (JSON).
 //! - `GET /api/webrtc-stats`: WebRTC counters (JSON).
+//! - `GET /api/latency`: ingest-to-egress latency percentiles (JSON); `DELETE` empties them.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -330,6 +331,27 @@ async fn route(req: Request, ctx: &Rc<CoreCtx>) -> Response {
                     "audioOutputOverflow": g(&t.output_overflow),
                 }),
             )
+        }
+        ("GET", ["api", "latency"]) => {
+            use crate::latency::{Egress, Summary};
+            let j = |s: Summary| {
+                serde_json::json!({
+                    "count": s.count, "p50Us": s.p50_us, "p90Us": s.p90_us,
+                    "p99Us": s.p99_us, "p999Us": s.p999_us, "maxUs": s.max_us,
+                })
+            };
+            let l = &ctx.shared.latency;
+            Response::json(
+                200,
+                &serde_json::json!({
+                    "rtmpToRtp": j(l.summary(Egress::Rtp)),
+                    "rtmpToWebrtc": j(l.summary(Egress::Webrtc)),
+                }),
+            )
+        }
+        ("DELETE", ["api", "latency"]) => {
+            ctx.shared.latency.reset();
+            Response::text(204, "")
         }
         (_, ["whep", ..]) => {
             let mut r = Response::text(405, "method not allowed");

@@ -11,6 +11,7 @@ mod egress;
 mod gso;
 mod http;
 mod ingest;
+mod latency;
 mod packetize;
 mod readiness;
 mod recv;
@@ -80,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         registry: Registry::default(),
         cores,
         webrtc: crate::webrtc::WebrtcShared::new(cores),
+        latency: crate::latency::LatencyStats::new(cores),
     });
 
     // Connections move to their stream's owner core through this mesh.

@@ -206,7 +206,14 @@ impl Registration {
 
     /// Reads what the socket has into `arena`: empty at end of stream. Waits for readiness
     /// through the epoll set, never through a per-read poll.
+    #[cfg(test)]
     pub async fn read(&self, arena: &RecvArena) -> std::io::Result<Bytes> {
+        self.read_stamped(arena).await.map(|r| r.0)
+    }
+
+    /// [`Registration::read`], with the kernel's receive timestamp of the last segment read
+    /// (see [`crate::latency`]).
+    pub async fn read_stamped(&self, arena: &RecvArena) -> std::io::Result<(Bytes, Option<u64>)> {
         std::future::poll_fn(|cx| {
             loop {
                 if self.drained.get() {
@@ -216,13 +223,13 @@ impl Registration {
                     self.drained.set(false);
                 }
                 match arena.recv_nonblocking(self.fd) {
-                    Ok((data, room)) => {
+                    Ok(got) => {
                         // A short read drained the socket (edge-triggered: see module docs),
                         // unless the peer's close came with the data's edge.
-                        if data.len() < room && !self.slot.hung_up.get() {
+                        if got.data.len() < got.room && !self.slot.hung_up.get() {
                             self.drained.set(true);
                         }
-                        return Poll::Ready(Ok(data));
+                        return Poll::Ready(Ok((got.data, got.arrival_ns)));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         self.drained.set(true);

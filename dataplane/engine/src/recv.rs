@@ -91,27 +91,80 @@ impl RecvArena {
     }
 
     /// One non-blocking `recv` from socket `fd` into the arena: what arrived (empty at end
-    /// of stream) and the room the read was offered (a shorter read drained the socket).
-    pub fn recv_nonblocking(&self, fd: std::os::fd::RawFd) -> std::io::Result<(Bytes, usize)> {
+    /// of stream), the room the read was offered (a shorter read drained the socket), and
+    /// the kernel's receive timestamp of the last segment read (nanoseconds since the Unix
+    /// epoch), when the socket has receive timestamps on ([`crate::latency`]).
+    pub fn recv_nonblocking(&self, fd: std::os::fd::RawFd) -> std::io::Result<Received> {
         let mut chunk = self.chunk.borrow_mut();
         self.ensure_room(&mut chunk);
         let spare = chunk.spare_capacity_mut();
         let room = spare.len();
-        // SAFETY: the pointer and length describe writable memory owned by `chunk` for the
-        // duration of the call; `recv` only writes into it, so it may be uninitialised.
-        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
+        let mut iov = libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: room,
+        };
+        // Room for one SCM_TIMESTAMPING message (three timespecs), aligned for cmsghdr.
+        let mut control = [0u64; 16];
+        // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `iov` describes writable memory owned by `chunk` for the duration of the
+        // call (`recvmsg` only writes it, so it may be uninitialised); `control` likewise.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
         if n < 0 {
             return Err(std::io::Error::last_os_error());
         }
         let n = n as usize;
         // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
         unsafe { chunk.set_len(n) };
-        Ok((chunk.split_to(n).freeze(), room))
+        Ok(Received {
+            data: chunk.split_to(n).freeze(),
+            room,
+            // SAFETY: `msg` was filled in by a successful `recvmsg`.
+            arrival_ns: unsafe { rx_timestamp(&msg) },
+        })
     }
 
     /// Reads once from `source` into the arena.
     pub async fn read<R: AsyncRead + Unpin>(&self, source: &mut R) -> std::io::Result<Bytes> {
         std::future::poll_fn(|cx| self.poll_read(cx, source)).await
+    }
+}
+
+/// One read from a socket.
+pub struct Received {
+    /// What arrived (empty at end of stream).
+    pub data: Bytes,
+    /// The room the read was offered.
+    pub room: usize,
+    /// Kernel receive timestamp of the last segment read, ns since the Unix epoch.
+    pub arrival_ns: Option<u64>,
+}
+
+/// The software receive timestamp in a `recvmsg` result's control messages, if any.
+///
+/// # Safety
+/// `msg` must come from a successful `recvmsg` whose control buffer is still alive.
+unsafe fn rx_timestamp(msg: &libc::msghdr) -> Option<u64> {
+    // SAFETY (whole body): the CMSG_* walk stays within the control buffer the kernel filled
+    // in, as the caller guarantees.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPING {
+                // struct scm_timestamping: ts[0] is the software timestamp.
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                if ts.tv_sec <= 0 {
+                    return None;
+                }
+                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+        None
     }
 }
 
@@ -207,25 +260,29 @@ mod tests {
         rx.set_nonblocking(true).unwrap();
         let arena = RecvArena::new(64, 16);
         tx.write_all(&[5; 30]).unwrap();
-        let (a, room) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        let r = |arena: &RecvArena| {
+            let got = arena.recv_nonblocking(rx.as_raw_fd());
+            got.map(|g| (g.data, g.room))
+        };
+        let (a, room) = r(&arena).unwrap();
         assert_eq!((a.len(), room), (30, 64));
         tx.write_all(&[6; 20]).unwrap();
-        let (b, room) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        let (b, room) = r(&arena).unwrap();
         // Same chunk, right behind the first read; only its remaining room was offered.
         assert_eq!((b.len(), room), (20, 34));
         assert_eq!(b.as_ptr() as usize, a.as_ptr() as usize + 30);
         tx.write_all(&[7; 10]).unwrap();
         // 14 bytes of room left, under the 16 minimum: a new chunk.
-        let (c, room) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        let (c, room) = r(&arena).unwrap();
         assert_eq!((c.len(), room), (10, 64));
         assert_eq!(
             (&a[..], &b[..], &c[..]),
             (&[5; 30][..], &[6; 20][..], &[7; 10][..])
         );
-        let e = arena.recv_nonblocking(rx.as_raw_fd()).unwrap_err();
+        let e = r(&arena).err().unwrap();
         assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
         drop(tx);
-        let (end, _) = arena.recv_nonblocking(rx.as_raw_fd()).unwrap();
+        let (end, _) = r(&arena).unwrap();
         assert!(end.is_empty());
     }
 }

@@ -182,8 +182,12 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
     }
     loop {
         let read = match c.reg.as_ref() {
-            Some(reg) => reg.read(&ctx.recv).await,
-            None => ctx.recv.read(&mut c.conn).await,
+            Some(reg) => reg.read_stamped(&ctx.recv).await,
+            None => ctx.recv.read(&mut c.conn).await.map(|d| (d, None)),
+        };
+        let (read, arrival_ns) = match read {
+            Ok((d, at)) => (Ok(d), at),
+            Err(e) => (Err(e), None),
         };
         let data = match read {
             Ok(d) if d.is_empty() => {
@@ -217,6 +221,11 @@ async fn pump(c: &mut Conn, stream: &mut Option<Rc<RefCell<Stream>>>, ctx: &Rc<C
             ctx.shared.count(sluice_table::Counter::ProtocolErrors, 1);
             return Exit::Closed(Err(anyhow::anyhow!("protocol error from peer: {e}")));
         }
+        // Media units completed by this read arrived when its last segment did; the stream
+        // records their latency at egress.
+        if let Some(s) = stream.as_ref() {
+            s.borrow_mut().ingest_arrival_ns = arrival_ns;
+        }
         if let Some(exit) = handle_events(c, stream, ctx).await {
             return exit;
         }
@@ -240,6 +249,9 @@ fn publishing(
         tracing::warn!(error = %e, "set_read_timeout failed");
     }
     stream.borrow_mut().set_ingest_fd(conn.as_raw_fd());
+    if let Err(e) = crate::latency::enable_rx_timestamps(conn.as_raw_fd()) {
+        tracing::debug!(error = %e, "no receive timestamps: ingest latency not recorded");
+    }
     match ctx.readiness.register(conn.as_raw_fd()) {
         Ok(reg) => Some(reg),
         Err(e) => {

@@ -3,6 +3,7 @@
 //! seam that fans each packetized frame out to its receivers (RTP forwarders and WebRTC
 //! viewers), stats and lifecycle events.
 
+use crate::latency::Egress;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -113,6 +114,9 @@ pub struct Stream {
     over_bitrate_since: Option<u64>,
     max_bitrate_kbps: u32,
     last_media_ms: u64,
+    /// Kernel receive time (ns since the Unix epoch) of the ingest read being handled, set by
+    /// the ingest loop before the read's events; `None` where unknown (SRT, handoffs).
+    pub ingest_arrival_ns: Option<u64>,
     media_timeout_ms: u64,
     profile_announced: bool,
     audio_muted: bool,
@@ -211,6 +215,7 @@ impl Stream {
             over_bitrate_since: None,
             max_bitrate_kbps,
             last_media_ms: now,
+            ingest_arrival_ns: None,
             media_timeout_ms: ctx.shared.cfg.media_timeout_ms,
             profile_announced: false,
             audio_muted: false,
@@ -377,6 +382,7 @@ impl Stream {
             Track::Audio => self.audio.as_ref().map(|a| a.rtp_state()),
         };
         let Some(state) = clock else { return };
+        let forwarded = !self.forwarders.is_empty();
         for f in &mut self.forwarders {
             let sent = f.send(track, packets, &state, &ctx.egress_socket);
             if sent.dropped > 0 {
@@ -397,9 +403,17 @@ impl Stream {
                 .as_ref()
                 .is_some_and(|a| audio_send_codec(a.config().codec).is_some()),
         };
+        if let Some(at) = self.ingest_arrival_ns.filter(|_| forwarded) {
+            let lat = &ctx.shared.latency;
+            lat.record(Egress::Rtp, ctx.id, at, crate::latency::now_ns());
+        }
         if webrtc_ok && ctx.webrtc.has_viewers(&self.sid) {
             ctx.webrtc
                 .fanout(&self.sid, track, packets, keyframe, &ctx.shared.webrtc);
+            if let Some(at) = self.ingest_arrival_ns {
+                let lat = &ctx.shared.latency;
+                lat.record(Egress::Webrtc, ctx.id, at, crate::latency::now_ns());
+            }
         }
     }
 
