@@ -215,7 +215,7 @@ rtmp_run() {
   fi
   # The gateway's own ingest-to-egress latency (kernel receive timestamp to egress send):
   # emptied once the streams and receivers are up, read at the end of the run.
-  local gwlat="${json%.json}-gw-latency.json"
+  local gwlat="${json%.json}.gw-latency"
   if [ "$server" != nginx ]; then
     sleep 1; curl -sf -X DELETE "http://127.0.0.1:$HTTP_PORT/api/latency" >/dev/null || true
   fi

@@ -513,10 +513,8 @@ impl Core {
     }
 
     async fn send(&self, len: usize, to: SocketAddr) {
-        if let Some(b) = self.tx.get(..len)
-            && let Err(e) = self.socket.send_to(b, to).await
-        {
-            tracing::debug!(%to, error = %e, "SRT send failed");
+        if let Some(b) = self.tx.get(..len) {
+            send_datagram(&self.socket, b, to).await;
         }
     }
 
@@ -582,7 +580,7 @@ impl Core {
             && let Some(conn) = self.conns.get(local)
         {
             let resp = conn.response.clone();
-            let _ = self.socket.send_to(&resp, from).await;
+            send_datagram(&self.socket, &resp, from).await;
             return;
         }
         let now = Instant::now();
@@ -590,7 +588,7 @@ impl Core {
             && now.duration_since(*at) < REJECTION_TTL
         {
             let resp = resp.clone();
-            let _ = self.socket.send_to(&resp, from).await;
+            send_datagram(&self.socket, &resp, from).await;
             return;
         }
         match self.admit(req, from, now) {
@@ -612,7 +610,7 @@ impl Core {
                 }
                 if let Some(conn) = self.conns.get(&local) {
                     let resp = conn.response.clone();
-                    let _ = self.socket.send_to(&resp, from).await;
+                    send_datagram(&self.socket, &resp, from).await;
                 }
             }
             Err((reason, why)) => {
@@ -628,7 +626,7 @@ impl Core {
                 if self.rejected.len() < MAX_REJECTIONS {
                     self.rejected.insert(key, (resp.clone(), now));
                 }
-                let _ = self.socket.send_to(&resp, from).await;
+                send_datagram(&self.socket, &resp, from).await;
             }
         }
     }
@@ -845,7 +843,7 @@ impl Core {
         }
         while let Some(n) = conn.receiver.poll_transmit(now, tx) {
             if let Some(b) = tx.get(..n) {
-                let _ = socket.send_to(b, conn.peer).await;
+                send_datagram(socket, b, conn.peer).await;
             }
         }
         if let Some(reason) = conn.receiver.closed() {
@@ -891,6 +889,35 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// Sends one SRT datagram: a plain non-blocking `sendto` (a control packet goes out at once,
+/// with no io_uring submission and completion of its own), falling back to glommio's
+/// asynchronous send only when the socket buffer is full.
+async fn send_datagram(socket: &UdpSocket, buf: &[u8], to: SocketAddr) {
+    let addr = socket2::SockAddr::from(to);
+    // SAFETY: `buf` and `addr` are valid for the duration of the call.
+    let n = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            addr.as_ptr().cast(),
+            addr.len(),
+        )
+    };
+    if n >= 0 {
+        return;
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        if let Err(e) = socket.send_to(buf, to).await {
+            tracing::debug!(%to, error = %e, "SRT send failed");
+        }
+    } else {
+        tracing::debug!(%to, error = %e, "SRT send failed");
     }
 }
 

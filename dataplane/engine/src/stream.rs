@@ -4,6 +4,8 @@
 //! viewers), stats and lifecycle events.
 
 use crate::latency::Egress;
+use std::cell::OnceCell;
+use std::sync::Arc;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -50,12 +52,50 @@ pub struct StreamIdentity {
 /// Cached packets of the current GOP, so a new receiver starts at once on a keyframe.
 #[derive(Default)]
 struct GopCache {
-    packets: Vec<(Track, RtpPacket)>,
+    packets: Vec<GopEntry>,
     bytes: usize,
     /// Set when the GOP outgrew the cap: stop caching until the next keyframe.
     overflowed: bool,
     /// The first cached video packet begins a keyframe (false before the first keyframe).
     starts_on_keyframe: bool,
+}
+
+/// One cached packet.
+struct GopEntry {
+    track: Track,
+    /// The descriptor (header plus a slice of the receive buffer): what forwarders replay.
+    packet: RtpPacket,
+    /// The payload as WebRTC takes it (`Arc<[u8]>`), made once per stream the first time a
+    /// viewer needs it (live fan-out or a join), then shared by every viewer that joins
+    /// during this GOP instead of copied per viewer.
+    webrtc_payload: OnceCell<Arc<[u8]>>,
+}
+
+impl GopEntry {
+    fn new(track: Track, packet: RtpPacket) -> Self {
+        GopEntry {
+            track,
+            packet,
+            webrtc_payload: OnceCell::new(),
+        }
+    }
+
+    /// The shared WebRTC payload, made on first use.
+    fn webrtc_payload(&self) -> Arc<[u8]> {
+        self.webrtc_payload
+            .get_or_init(|| crate::webrtc::payload_arc(&self.packet))
+            .clone()
+    }
+}
+
+/// A cached packet handed to a WebRTC viewer: the descriptor and its shared payload.
+pub struct GopPacket {
+    /// Audio or video.
+    pub track: Track,
+    /// The RTP packet descriptor.
+    pub packet: RtpPacket,
+    /// Its payload as str0m takes it, shared with the stream's cache.
+    pub payload: Arc<[u8]>,
 }
 
 /// Keeps the stream listed in the WebRTC directory while it lives, and tells this core's
@@ -337,8 +377,8 @@ impl Stream {
                 self.packet_buf.clear();
                 a.packetize(&frame, &mut self.packet_buf);
                 if self.video.is_none() && self.gop.packets.len() >= AUDIO_ONLY_CACHE_PACKETS {
-                    let (_, p) = self.gop.packets.remove(0);
-                    self.gop.bytes -= p.len();
+                    let e = self.gop.packets.remove(0);
+                    self.gop.bytes -= e.packet.len();
                 }
                 let packets = std::mem::take(&mut self.packet_buf);
                 self.cache_and_send(Track::Audio, &packets, false, ctx);
@@ -356,6 +396,8 @@ impl Stream {
         keyframe: bool,
         ctx: &CoreCtx,
     ) {
+        // Where this frame's packets start in the GOP cache, if they were cached.
+        let mut cached_at = None;
         if !self.gop.overflowed {
             let add: usize = packets.iter().map(RtpPacket::len).sum();
             if self.gop.bytes + add > self.gop_cap {
@@ -364,10 +406,11 @@ impl Stream {
                 self.gop.bytes = 0;
             } else {
                 self.gop.bytes += add;
+                cached_at = Some(self.gop.packets.len());
                 // Cloning a packet descriptor bumps the payload's reference count; no bytes are copied.
                 self.gop
                     .packets
-                    .extend(packets.iter().map(|p| (track, p.clone())));
+                    .extend(packets.iter().map(|p| GopEntry::new(track, p.clone())));
             }
         }
         let muted = match track {
@@ -408,8 +451,23 @@ impl Stream {
             lat.record(Egress::Rtp, ctx.id, at, crate::latency::now_ns());
         }
         if webrtc_ok && ctx.webrtc.has_viewers(&self.sid) {
-            ctx.webrtc
-                .fanout(&self.sid, track, packets, keyframe, &ctx.shared.webrtc);
+            // The WebRTC payloads live in the GOP cache, so viewers that join during this
+            // GOP share them instead of copying the cached packets each.
+            let payloads: Vec<Arc<[u8]>> = match cached_at {
+                Some(start) => self.gop.packets[start..]
+                    .iter()
+                    .map(GopEntry::webrtc_payload)
+                    .collect(),
+                None => packets.iter().map(crate::webrtc::payload_arc).collect(),
+            };
+            ctx.webrtc.fanout(
+                &self.sid,
+                track,
+                packets,
+                Some(&payloads),
+                keyframe,
+                &ctx.shared.webrtc,
+            );
             if let Some(at) = self.ingest_arrival_ns {
                 let lat = &ctx.shared.latency;
                 lat.record(Egress::Webrtc, ctx.id, at, crate::latency::now_ns());
@@ -456,14 +514,16 @@ impl Stream {
             return;
         }
         ctx.webrtc
-            .fanout(&self.sid, Track::Audio, &packets, false, &ctx.shared.webrtc);
+            .fanout(&self.sid, Track::Audio, &packets, None, false, &ctx.shared.webrtc);
     }
 
     /// The cached GOP (reference-counted packet descriptors) and whether it begins on a
     /// keyframe, for a WebRTC viewer that just connected or asked for a keyframe.
     /// Cached audio is included only when it goes to WebRTC as it is (Opus): cached AAC
     /// packets are not what a viewer's Opus track carries.
-    pub fn gop_snapshot(&self) -> (Vec<(Track, RtpPacket)>, bool) {
+    /// Each packet comes with its WebRTC payload, made once per stream and GOP and shared by
+    /// every viewer that joins during it.
+    pub fn gop_snapshot(&self) -> (Vec<GopPacket>, bool) {
         let audio_as_is = self
             .audio
             .as_ref()
@@ -472,8 +532,12 @@ impl Stream {
             .gop
             .packets
             .iter()
-            .filter(|(t, _)| *t == Track::Video || audio_as_is)
-            .cloned()
+            .filter(|e| e.track == Track::Video || audio_as_is)
+            .map(|e| GopPacket {
+                track: e.track,
+                packet: e.packet.clone(),
+                payload: e.webrtc_payload(),
+            })
             .collect();
         (packets, self.gop.starts_on_keyframe)
     }
@@ -580,13 +644,13 @@ impl Stream {
                     run.clear();
                 };
                 let mut run_track = Track::Video;
-                for (track, pkt) in &self.gop.packets {
-                    if *track != run_track && !run.is_empty() {
+                for e in &self.gop.packets {
+                    if e.track != run_track && !run.is_empty() {
                         flush(run_track, &mut run);
                     }
-                    run_track = *track;
+                    run_track = e.track;
                     // A descriptor clone: a reference-count bump, no payload copy.
-                    run.push(pkt.clone());
+                    run.push(e.packet.clone());
                 }
                 if !run.is_empty() {
                     flush(run_track, &mut run);
@@ -871,5 +935,37 @@ fn aac_input(cfg: &sluice_proto::media::AudioConfig) -> sluice_transcode::AacInp
         specific_config: cfg.specific_config.clone(),
         sample_rate: cfg.sample_rate,
         channels: cfg.channels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opus_packet(bytes: &[u8]) -> RtpPacket {
+        let cfg = sluice_proto::media::AudioConfig {
+            codec: AudioCodec::Opus,
+            sample_rate: 48_000,
+            channels: 2,
+            specific_config: bytes::Bytes::new(),
+        };
+        let mut rtp = AudioRtp::new(cfg, 1200).expect("Opus packetizer");
+        let mut out = Vec::new();
+        let frame = sluice_proto::media::AudioFrame {
+            pts: 0,
+            data: bytes::Bytes::copy_from_slice(bytes),
+        };
+        rtp.packetize(&frame, &mut out);
+        out.pop().expect("one packet")
+    }
+
+    #[test]
+    fn a_cached_packet_makes_its_webrtc_payload_once_for_every_viewer() {
+        let entry = GopEntry::new(Track::Audio, opus_packet(&[0xfc, 1, 2, 3]));
+        let first = entry.webrtc_payload();
+        let second = entry.webrtc_payload();
+        // Live fan-out and every later join get the same allocation, not a copy each.
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(&first[..], &[0xfc, 1, 2, 3]);
     }
 }

@@ -455,6 +455,7 @@ impl CoreWebrtc {
         sid: &str,
         track: Track,
         packets: &[RtpPacket],
+        payloads: Option<&[Arc<[u8]>]>,
         keyframe: bool,
         shared: &WebrtcShared,
     ) {
@@ -490,8 +491,16 @@ impl CoreWebrtc {
             return;
         }
         // The one copy WebRTC forces before SRTP: str0m takes the payload as `Arc<[u8]>`.
-        // It is made once per packet and shared by every viewer (and their NACK caches).
-        let payloads: Vec<Arc<[u8]>> = packets.iter().map(payload_arc).collect();
+        // It is made once per packet and shared by every viewer (and their NACK caches); the
+        // owner core passes the ones its GOP cache keeps for late joiners.
+        let made: Vec<Arc<[u8]>>;
+        let payloads = match payloads {
+            Some(p) if p.len() == packets.len() => p,
+            _ => {
+                made = packets.iter().map(payload_arc).collect();
+                &made
+            }
+        };
         let now = Instant::now();
         let mut dead = Vec::new();
         for id in ids {
@@ -507,7 +516,7 @@ impl CoreWebrtc {
                 if !matches {
                     continue;
                 }
-                for (p, payload) in packets.iter().zip(&payloads) {
+                for (p, payload) in packets.iter().zip(payloads.iter()) {
                     v.write(idx, p, payload, keyframe, now);
                     wrote = true;
                 }
@@ -1121,7 +1130,7 @@ fn offered_on(rtc: &Rtc, mid: Mid) -> Vec<Offered> {
 }
 
 /// RTP payload bytes (inline prefix, then the shared payload slice) as one allocation.
-fn payload_arc(p: &RtpPacket) -> Arc<[u8]> {
+pub(crate) fn payload_arc(p: &RtpPacket) -> Arc<[u8]> {
     let mut v = Vec::with_capacity(p.payload_len());
     v.extend_from_slice(p.prefix());
     v.extend_from_slice(&p.payload);
@@ -1167,12 +1176,12 @@ fn prime_from_gop(ctx: &CoreCtx, v: &mut Viewer, now: Instant, resend: bool) {
                 continue;
             }
             let track = t.track;
-            for (pt, p) in &packets {
-                if *pt != track {
+            for p in &packets {
+                if p.track != track {
                     continue;
                 }
-                // A join-time copy per viewer: the cached packets become shared payloads.
-                v.write(idx, p, &payload_arc(p), starts_on_keyframe, now);
+                // The payload is the stream's own shared copy: no per-viewer copy at join.
+                v.write(idx, &p.packet, &p.payload, starts_on_keyframe, now);
             }
         }
     }
@@ -1281,7 +1290,7 @@ pub fn spawn(ctx: Rc<CoreCtx>) {
 async fn remote_media_loop(ctx: Rc<CoreCtx>, rx: flume::Receiver<RemoteFrame>) {
     while let Ok(f) = rx.recv_async().await {
         ctx.webrtc
-            .fanout(&f.sid, f.track, &f.packets, f.keyframe, &ctx.shared.webrtc);
+            .fanout(&f.sid, f.track, &f.packets, None, f.keyframe, &ctx.shared.webrtc);
     }
 }
 
