@@ -978,9 +978,9 @@ impl CoreWebrtc {
                     .fetch_add(1, Ordering::Relaxed);
             }
             v.primed = true;
-            prime_from_gop(ctx, v, now, resend);
+            let dead = prime_from_gop(ctx, v, now, resend, &self.send, &shared.counters);
             let d = v.drive(&self.send, &shared.counters);
-            if d.dead {
+            if dead || d.dead {
                 remove_viewer(st, id, shared, false);
             }
         }
@@ -1155,9 +1155,24 @@ fn pli_answer_interval(ctx: &CoreCtx, v: &Viewer) -> Duration {
     Duration::from_millis(u64::from(gop_ms)).clamp(PLI_ANSWER_MIN, PLI_ANSWER_MAX)
 }
 
+/// Packets of a GOP replay written to a viewer between two drives. str0m queues what is
+/// written until the next drive sends it, in a `VecDeque` that never shrinks: writing a whole
+/// cached GOP at once (a few hundred packets) left every viewer a send queue sized for that
+/// burst for the rest of the session (heaptrack: ~138 kB per viewer, most of its memory).
+const PRIME_CHUNK: usize = 16;
+
 /// Sends the cached GOP to a viewer that just connected, or again to answer a keyframe
-/// request (the encoder cannot be asked for one).
-fn prime_from_gop(ctx: &CoreCtx, v: &mut Viewer, now: Instant, resend: bool) {
+/// request (the encoder cannot be asked for one), [`PRIME_CHUNK`] packets per drive. True
+/// when the session ended meanwhile.
+fn prime_from_gop(
+    ctx: &CoreCtx,
+    v: &mut Viewer,
+    now: Instant,
+    resend: bool,
+    send: &UdpSocket,
+    counters: &WebrtcCounters,
+) -> bool {
+    let mut written = 0usize;
     let sids: Vec<String> = v.tracks.iter().map(|t| t.stream_sid.clone()).collect();
     for sid in sids {
         let Some(stream) = ctx.streams.borrow().get(&sid).cloned() else {
@@ -1182,9 +1197,14 @@ fn prime_from_gop(ctx: &CoreCtx, v: &mut Viewer, now: Instant, resend: bool) {
                 }
                 // The payload is the stream's own shared copy: no per-viewer copy at join.
                 v.write(idx, &p.packet, &p.payload, starts_on_keyframe, now);
+                written += 1;
+                if written.is_multiple_of(PRIME_CHUNK) && v.drive(send, counters).dead {
+                    return true;
+                }
             }
         }
     }
+    false
 }
 
 fn remove_viewer(st: &mut State, id: &str, shared: &WebrtcShared, deleted: bool) {
