@@ -217,7 +217,7 @@ rtmp_run() {
   # emptied once the streams and receivers are up, read at the end of the run.
   local gwlat="${json%.json}.gw-latency"
   if [ "$server" != nginx ]; then
-    sleep 1; curl -sf -X DELETE "http://127.0.0.1:$HTTP_PORT/api/latency" >/dev/null || true
+    sleep "${BENCH_LAT_RESET_S:-1}"; curl -sf -X DELETE "http://127.0.0.1:$HTTP_PORT/api/latency" >/dev/null || true
   fi
   wait "$lp" || log "load run $json failed"
   if [ "$server" != nginx ]; then
@@ -282,7 +282,8 @@ A=sluice; [ "$HAVE_SLUICE" = 1 ] || A=""
 if [ "$LAT_ONLY" = 1 ]; then
   [ "$HAVE_SLUICE" = 1 ] || { log "--latency needs Sluice"; exit 1; }
   DUR=${BENCH_LAT_DUR:-20}
-  # BENCH_LAT_STREAMS, BENCH_WHEP_STREAMS and BENCH_WHEP_VIEWERS (per stream) reshape it.
+  # BENCH_LAT_STREAMS, BENCH_WHEP_STREAMS and BENCH_WHEP_VIEWERS (per stream) reshape it;
+  # BENCH_LAT_RESET_S: seconds after the start at which the gateway histograms are emptied.
   for n in ${BENCH_LAT_STREAMS-1 20 100}; do rtmp_run sluice "$n" 1 lat; done
   WHEP=${BENCH_WHEP_VIEWERS:-1} rtmp_run sluice "${BENCH_WHEP_STREAMS:-20}" 0 whep
   for f in "$OUT"/rtmp-sluice-*-lat.json "$OUT"/rtmp-sluice-*-whep.json; do

@@ -16,7 +16,7 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequest, Mid, Pt};
 use str0m::net::Transmit;
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
-use str0m::{Event, IceConnectionState, Output, Rtc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
 use super::WebrtcCounters;
 use super::directory::ChannelKey;
@@ -185,9 +185,25 @@ impl Viewer {
     pub fn drive(&mut self, socket: &UdpSocket, counters: &WebrtcCounters) -> Drive {
         let mut out = Drive::default();
         let mut transmits: Vec<Transmit> = Vec::new();
+        // Packets just written wait in str0m's send queue until a timeout is handled (str0m
+        // stamps them then): a timeout already due is handled here, so a frame's packets
+        // leave in this drive rather than on the core's next WebRTC tick. Bounded, in case
+        // str0m keeps asking.
+        let mut due_handled = 0;
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
+                    let now = Instant::now();
+                    if t <= now && due_handled < 2 {
+                        due_handled += 1;
+                        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                            tracing::debug!(viewer = %self.id, error = %e, "WebRTC timeout failed");
+                            counters.rtc_errors.fetch_add(1, Ordering::Relaxed);
+                            out.dead = true;
+                            break;
+                        }
+                        continue;
+                    }
                     self.timeout = t;
                     break;
                 }
