@@ -88,7 +88,10 @@ fn rest_key_rtmp_push_rtp_forward_ffmpeg_decodes() {
         "fewer latency samples than frames decoded ({video_frames}): {lat}"
     );
     let p50 = rtp["p50Us"].as_u64().unwrap_or(0);
-    assert!((1..200_000).contains(&p50), "median ingest-to-RTP latency {p50} us: {lat}");
+    assert!(
+        (1..200_000).contains(&p50),
+        "median ingest-to-RTP latency {p50} us: {lat}"
+    );
     assert_eq!(lat["rtmpToWebrtc"]["count"], 0, "no WebRTC viewer: {lat}");
     let stderr = finish(publisher);
     assert!(

@@ -5,9 +5,9 @@
 
 use crate::latency::Egress;
 use std::cell::OnceCell;
-use std::sync::Arc;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use sluice_proto::media::{AudioCodec, MediaEvent, VideoCodec};
@@ -513,8 +513,14 @@ impl Stream {
         if packets.is_empty() || self.audio_muted || !ctx.webrtc.has_viewers(&self.sid) {
             return;
         }
-        ctx.webrtc
-            .fanout(&self.sid, Track::Audio, &packets, None, false, &ctx.shared.webrtc);
+        ctx.webrtc.fanout(
+            &self.sid,
+            Track::Audio,
+            &packets,
+            None,
+            false,
+            &ctx.shared.webrtc,
+        );
     }
 
     /// The cached GOP (reference-counted packet descriptors) and whether it begins on a

@@ -1309,8 +1309,14 @@ pub fn spawn(ctx: Rc<CoreCtx>) {
 /// Frames of other cores' streams, for this core's channel-level viewers.
 async fn remote_media_loop(ctx: Rc<CoreCtx>, rx: flume::Receiver<RemoteFrame>) {
     while let Ok(f) = rx.recv_async().await {
-        ctx.webrtc
-            .fanout(&f.sid, f.track, &f.packets, None, f.keyframe, &ctx.shared.webrtc);
+        ctx.webrtc.fanout(
+            &f.sid,
+            f.track,
+            &f.packets,
+            None,
+            f.keyframe,
+            &ctx.shared.webrtc,
+        );
     }
 }
 
