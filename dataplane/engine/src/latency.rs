@@ -127,14 +127,6 @@ impl LatencyStats {
     }
 }
 
-/// Wall-clock nanoseconds since the Unix epoch, the clock receive timestamps use.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// Asks the kernel to timestamp what socket `fd` receives (software receive timestamps,
 /// read back by [`crate::recv::RecvArena::recv_nonblocking`]).
 pub fn enable_rx_timestamps(fd: std::os::fd::RawFd) -> std::io::Result<()> {

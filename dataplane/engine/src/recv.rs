@@ -27,6 +27,10 @@ pub const CHUNK: usize = 256 * 1024;
 /// rest of the chunk: large reads mean few syscalls.
 pub const MIN_READ: usize = 16 * 1024;
 
+/// Most room a read through [`RecvArena::poll_read`] is offered: that path zeroes the room
+/// first, on every poll.
+const ZEROED_READ_MAX: usize = 64 * 1024;
+
 /// One core's shared receive buffer. Lives in the core's context; never crosses threads.
 pub struct RecvArena {
     chunk: RefCell<BytesMut>,
@@ -62,10 +66,11 @@ impl RecvArena {
     ) -> Poll<std::io::Result<Bytes>> {
         let mut chunk = self.chunk.borrow_mut();
         self.ensure_room(&mut chunk);
-        // The read API takes an initialised slice: zero the room it is offered (this path
-        // serves handshakes and the rare connection outside the epoll set; publishing reads
-        // go through `recv_nonblocking`, which needs no zeroing).
-        let room = chunk.capacity() - chunk.len();
+        // The read API takes an initialised slice: zero the room it is offered, at most
+        // [`ZEROED_READ_MAX`] (this path serves handshakes and the rare connection outside
+        // the epoll set, and is polled again after every wake-up; publishing reads go
+        // through `recv_nonblocking`, which needs no zeroing).
+        let room = (chunk.capacity() - chunk.len()).min(ZEROED_READ_MAX);
         chunk.resize(room, 0);
         let result = Pin::new(source).poll_read(cx, &mut chunk[..]);
         let n = match &result {

@@ -448,29 +448,31 @@ impl Stream {
         };
         if let Some(at) = self.ingest_arrival_ns.filter(|_| forwarded) {
             let lat = &ctx.shared.latency;
-            lat.record(Egress::Rtp, ctx.id, at, crate::latency::now_ns());
+            lat.record(Egress::Rtp, ctx.id, at, crate::time::unix_ns());
         }
         if webrtc_ok && ctx.webrtc.has_viewers(&self.sid) {
             // The WebRTC payloads live in the GOP cache, so viewers that join during this
-            // GOP share them instead of copying the cached packets each.
-            let payloads: Vec<Arc<[u8]>> = match cached_at {
-                Some(start) => self.gop.packets[start..]
-                    .iter()
-                    .map(GopEntry::webrtc_payload)
-                    .collect(),
-                None => packets.iter().map(crate::webrtc::payload_arc).collect(),
-            };
+            // GOP share them instead of copying the cached packets each. Made only for
+            // viewers on this core (a core with subscribers elsewhere makes its own).
+            let payloads: Option<Vec<Arc<[u8]>>> = cached_at
+                .filter(|_| ctx.webrtc.viewer_count(&self.sid) > 0)
+                .map(|start| {
+                    self.gop.packets[start..]
+                        .iter()
+                        .map(GopEntry::webrtc_payload)
+                        .collect()
+                });
             ctx.webrtc.fanout(
                 &self.sid,
                 track,
                 packets,
-                Some(&payloads),
+                payloads.as_deref(),
                 keyframe,
                 &ctx.shared.webrtc,
             );
             if let Some(at) = self.ingest_arrival_ns {
                 let lat = &ctx.shared.latency;
-                lat.record(Egress::Webrtc, ctx.id, at, crate::latency::now_ns());
+                lat.record(Egress::Webrtc, ctx.id, at, crate::time::unix_ns());
             }
         }
     }

@@ -4,9 +4,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
+    unix_ns() / 1_000_000
+}
+
+/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`, the clock kernel receive timestamps
+/// use).
+pub fn unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
 }
 
